@@ -1,0 +1,55 @@
+# The jobs a user of deploy-manager has. `make run` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+EXAMPLES ?= examples
+
+.PHONY: setup run stop test unit integration lint format discover plan apply bench clean
+
+# uv, then the locked environment in .venv
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@uv sync --quiet
+
+# the main job on the embedded default: a local Prefect server (SQLite, PREFECT_HOME=.prefect-home)
+# and one real reconcile of the bundled example repository; the server keeps running for the UI
+run: setup
+	uv run deploy-manager quickstart --home .prefect-home
+
+# stop the server `make run` left running
+stop:
+	@uv run python -c "from pathlib import Path; from control_plane.server import stop_local_server; print('stopped' if stop_local_server(Path('.prefect-home')) else 'no server running')"
+
+test: setup
+	uv run pytest -q
+
+unit: setup
+	uv run pytest -q tests/unit
+
+integration: setup
+	uv run pytest -q tests/integration
+
+lint: setup
+	uv run ruff check .
+	uv run ruff format --check .
+	uv run lint-imports
+
+format: setup
+	uv run ruff format .
+	uv run ruff check --fix .
+
+discover: setup
+	uv run deploy-manager discover $(EXAMPLES)
+
+plan: setup
+	uv run deploy-manager plan $(EXAMPLES)
+
+# reconcile a repository against PREFECT_API_URL: make apply REPO=path/or/url
+apply: setup
+	uv run deploy-manager apply $(REPO)
+
+bench: setup
+	uv run python bench/discovery.py
+	uv run python bench/reconcile.py
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache

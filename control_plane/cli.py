@@ -1,0 +1,359 @@
+"""The `deploy-manager` command: parse, call the library, render. Nothing else.
+
+Exit status: 0 when nothing is wrong, 1 when the input has problems (everything else is
+still listed), 2 on bad usage or a configuration error the user must fix. Prefect is
+imported only by commands that talk to a server, and only when they do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from control_plane.errors import ConfigError, DeployManagerError
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def _errors_to_exit(command: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """Map DeployManagerError to a one-line message on stderr and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except ConfigError as exc:
+            print(f"deploy-manager: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except DeployManagerError as exc:
+            print(f"deploy-manager: error: {exc}", file=sys.stderr)
+            return EXIT_PROBLEMS
+
+    return wrapper
+
+
+def _checkout_dir(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise ConfigError(f"{value!r} is not a directory; pass the path of a repository checkout")
+    return path
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+@_errors_to_exit
+def cmd_discover(args: argparse.Namespace) -> int:
+    from control_plane.discovery import discover
+
+    result = discover(_checkout_dir(args.path))
+    if args.json:
+        _print_json(
+            {
+                "flows": [
+                    {
+                        "name": f.name,
+                        "entrypoint": f.entrypoint,
+                        "description": f.description,
+                        "parameters": f.parameters,
+                    }
+                    for f in result.flows
+                ],
+                "deployments": [
+                    {
+                        "name": d.name,
+                        "flow_name": d.flow.name,
+                        "entrypoint": d.flow.entrypoint,
+                        "work_pool": d.declared.work_pool_name,
+                        "source_file": d.source_file,
+                        "default": d.is_default,
+                    }
+                    for d in result.deployments
+                ],
+                "problems": [p.as_dict() for p in result.problems],
+            }
+        )
+    else:
+        print(f"{len(result.flows)} flows, {len(result.deployments)} deployments")
+        for flow in result.flows:
+            params = ", ".join(flow.parameters.get("properties", {}))
+            print(f"  flow  {flow.name:<30} {flow.entrypoint}  ({params})")
+        for d in result.deployments:
+            origin = "default" if d.is_default else d.source_file
+            print(f"  deployment  {d.flow.name}/{d.name:<30} {origin}")
+        for problem in result.problems:
+            print(problem.render(), file=sys.stderr)
+    return EXIT_PROBLEMS if result.errors else EXIT_OK
+
+
+@_errors_to_exit
+def cmd_plan(args: argparse.Namespace) -> int:
+    from control_plane.deployments import SourceContext, build_deployment_specs, scope_tags
+    from control_plane.discovery import discover
+    from control_plane.plans import PlanPolicy, compute, render_table
+    from control_plane.sources import read_local_checkout
+
+    root = _checkout_dir(args.path)
+    checkout = read_local_checkout(root, source=args.source)
+    result = discover(root)
+    branch = args.branch if args.branch is not None else checkout.branch
+    environment = result.config.environment_for(branch, args.environment)
+    context = SourceContext(source=checkout.source, branch=branch, commit=checkout.commit)
+    specs, name_problems = build_deployment_specs(result, environment, context)
+    scope = scope_tags(checkout.source, environment, branch)
+    live: list[Any] = []
+    if os.environ.get("PREFECT_API_URL"):
+        from control_plane.prefect_api import read_live_deployments_sync
+
+        live = read_live_deployments_sync(scope)
+    problems = (*result.problems, *name_problems)
+    plan = compute(
+        specs,
+        live,
+        PlanPolicy(
+            scope_tags=scope,
+            prune=not args.no_prune,
+            max_prune_fraction=environment.prune.max_fraction,
+            failed_files=result.failed_files | {p.file for p in name_problems},
+            prune_blocked_reason=_prune_blocked(result.problems, environment.prune.enabled),
+        ),
+        problems,
+    )
+    if args.json:
+        _print_json(
+            {
+                "source": checkout.source,
+                "branch": branch,
+                "commit": checkout.commit,
+                "environment": environment.name,
+                **plan.as_dict(),
+            }
+        )
+    else:
+        print(
+            f"source {checkout.source} branch {branch or '-'} commit "
+            f"{(checkout.commit or '-')[:8]} environment {environment.name}"
+        )
+        print(render_table(plan))
+        for problem in problems:
+            print(problem.render(), file=sys.stderr)
+    has_errors = any(p.severity == "error" for p in problems) or plan.by_action("conflict")
+    return EXIT_PROBLEMS if has_errors else EXIT_OK
+
+
+def _prune_blocked(problems: Sequence[Any], enabled: bool) -> str | None:
+    if not enabled:
+        return "the environment's prune policy is switched off"
+    if any(p.code == "invalid-config" for p in problems):
+        return "deploy-manager.yaml failed to parse; nothing is pruned until it is fixed"
+    return None
+
+
+def _block_name(path_or_url: str) -> str:
+    stem = path_or_url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    return re.sub(r"[^a-z0-9-]+", "-", stem.lower()).strip("-") or "repository"
+
+
+def _repository_url(path_or_url: str) -> str:
+    if "://" in path_or_url or path_or_url.startswith("git@"):
+        return path_or_url
+    path = Path(path_or_url).resolve()
+    if not (path / ".git").exists():
+        raise ConfigError(
+            f"{path_or_url!r} is not a git repository; deploy-manager deploys commits "
+            f"(run `git init && git add -A && git commit -m init` in it, or pass a URL)"
+        )
+    return str(path)
+
+
+async def _save_repository_block(name: str, url: str) -> None:
+    from prefect_github import GitHubRepository
+
+    await GitHubRepository(repository_url=url).asave(name, overwrite=True)
+
+
+async def run_apply(
+    source: str,
+    *,
+    ref: str | None = None,
+    environment: str | None = None,
+    dry_run: bool = False,
+    prune: bool = True,
+    force_prune: bool = False,
+    only: Sequence[str] = (),
+) -> tuple[Any, Any]:
+    """Run the deploy-manager flow in this process; return (report, flow run state)."""
+    from flows.deploy_manager import deploy_manager
+
+    state = await deploy_manager(
+        source=source,
+        ref=ref,
+        environment=environment,
+        dry_run=dry_run,
+        prune=prune,
+        force_prune=force_prune,
+        only=list(only) or None,
+        return_state=True,
+    )
+    report = await state.result(raise_on_failure=False)
+    return report, state
+
+
+def _ui_url() -> str | None:
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")
+    return ui or None
+
+
+@_errors_to_exit
+def cmd_apply(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from control_plane.reconcile import Report, render_report_table
+
+    if not args.path_or_url and not args.source:
+        raise ConfigError("give a repository path or URL, or --source BLOCK_NAME")
+    source = args.source or _block_name(args.path_or_url)
+    if args.path_or_url:
+        asyncio.run(_save_repository_block(source, _repository_url(args.path_or_url)))
+    report, state = asyncio.run(
+        run_apply(
+            source,
+            ref=args.ref,
+            environment=args.environment,
+            dry_run=args.dry_run,
+            prune=not args.no_prune,
+            force_prune=args.force_prune,
+            only=args.only or (),
+        )
+    )
+    if not isinstance(report, Report):
+        print(
+            f"deploy-manager: the flow run ended {state.type.value}: {state.message}",
+            file=sys.stderr,
+        )
+        if isinstance(report, BaseException):
+            print(f"  {type(report).__name__}: {report}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    ui = _ui_url()
+    if args.json:
+        _print_json({**report.model_dump(mode="json"), "state": state.type.value, "ui": ui})
+    else:
+        print(render_report_table(report))
+        if ui:
+            print(
+                f"Prefect UI: {ui}  "
+                f"(flow run: {ui}/runs/flow-run/{state.state_details.flow_run_id})"
+            )
+    return EXIT_PROBLEMS if report.failed else EXIT_OK
+
+
+@_errors_to_exit
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    """The embedded default: a local server (SQLite), the example repository, one reconcile."""
+    import asyncio
+
+    from control_plane.server import attach_or_start_local_server
+    from control_plane.sources import commit_directory_snapshot
+
+    home = Path(args.home).resolve()
+    server = attach_or_start_local_server(home, args.port, ui=True)
+    os.environ.update({"PREFECT_API_URL": server.url, "PREFECT_HOME": str(home)})
+    print(f"Prefect server: {server.url} (PREFECT_HOME={home})")
+    examples = (
+        Path(args.repository) if args.repository else Path(__file__).parent.parent / "examples"
+    )
+    repository = commit_directory_snapshot(examples, home / "example-repository")
+    asyncio.run(_ensure_process_pools(["local-process", "default"]))
+    args.path_or_url, args.source, args.ref, args.environment = (
+        str(repository),
+        "examples",
+        None,
+        None,
+    )
+    args.dry_run = args.no_prune = args.force_prune = args.json = False
+    args.only = None
+    status = cmd_apply(args)
+    print(
+        f"The server keeps running (pid {server.pid}); "
+        f"stop it with `make stop`. Open the UI at {server.ui_url}"
+    )
+    return int(status)
+
+
+async def _ensure_process_pools(names: Sequence[str]) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    async with get_client() as client:
+        for name in names:
+            with contextlib.suppress(ObjectAlreadyExists):
+                await client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deploy-manager",
+        description="GitOps reconciler for Prefect deployments.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    discover = sub.add_parser("discover", help="list the flows and deployments of a checkout")
+    discover.add_argument("path", help="repository checkout")
+    discover.add_argument("--json", action="store_true", help="print JSON")
+    discover.set_defaults(func=cmd_discover)
+
+    plan = sub.add_parser("plan", help="show what a reconcile would change")
+    plan.add_argument("path", help="repository checkout")
+    plan.add_argument("--branch", help="branch to plan for (default: the checkout's)")
+    plan.add_argument("--environment", help="environment, overriding the branch mapping")
+    plan.add_argument("--source", help="source name (default: the directory's name)")
+    plan.add_argument("--no-prune", action="store_true", help="never plan a prune")
+    plan.add_argument("--json", action="store_true", help="print JSON")
+    plan.set_defaults(func=cmd_plan)
+
+    apply = sub.add_parser("apply", help="reconcile the Prefect server with a repository")
+    apply.add_argument("path_or_url", nargs="?", help="git repository path or URL")
+    apply.add_argument("--source", help="GitHubRepository block to use (or to create)")
+    apply.add_argument("--ref", help="branch, tag or commit sha (default: the block's)")
+    apply.add_argument("--environment", help="environment, overriding the branch mapping")
+    apply.add_argument("--dry-run", action="store_true", help="plan and report only")
+    apply.add_argument("--no-prune", action="store_true", help="never delete deployments")
+    apply.add_argument("--force-prune", action="store_true", help="prune beyond the policy")
+    apply.add_argument("--only", action="append", help="flow or deployment glob (repeatable)")
+    apply.add_argument("--json", action="store_true", help="print the report as JSON")
+    apply.set_defaults(func=cmd_apply)
+
+    quickstart = sub.add_parser(
+        "quickstart", help="start a local Prefect server and reconcile the example repository"
+    )
+    quickstart.add_argument("--home", default=".prefect-home", help="PREFECT_HOME of the server")
+    quickstart.add_argument("--port", type=int, default=None, help="server port (default: free)")
+    quickstart.add_argument("--repository", default=None, help="repository to deploy")
+    quickstart.set_defaults(func=cmd_quickstart)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Deployments: what each deployment must look like in one environment, at one commit.
+
+`build_deployment_specs` turns what discovery found into `DeploymentSpec`s by applying
+the environment: the name pattern, default work pool, queue, job variables, parameters
+and tags, and the ownership tags (`deploy-manager`, `source:<name>`, `env:<name>`) that
+make a deployment ours. It is pure: no file, network or clock.
+
+It does not decide what to change on the server (`control_plane.plans` does) and does
+not resolve `{{ ... }}` templates (the apply step does, as Prefect would).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from control_plane.environments import Environment, slugify_branch
+from control_plane.errors import Problem
+
+if TYPE_CHECKING:
+    from control_plane.discovery import DiscoveredDeployment, Discovery
+
+MANAGED_TAG = "deploy-manager"
+PROTECT_TAG = "deploy-manager:protect"
+SOURCE_TAG_PREFIX = "source:"
+ENV_TAG_PREFIX = "env:"
+BRANCH_TAG_PREFIX = "branch:"
+# The digest of a flow's code (its file, local imports, dependency files). A deployment
+# pinned to an older commit whose code digest is unchanged runs the same code, so a new
+# commit that does not touch a flow does not rewrite its deployment.
+CODE_TAG_PREFIX = "deploy-manager:code="
+# Labels carry what the plan needs to read back and a person need not see as a tag.
+LABEL_SOURCE_FILE = "deploy-manager.source-file"
+LABEL_COMMIT = "deploy-manager.commit"
+
+
+def source_tag(source: str) -> str:
+    return f"{SOURCE_TAG_PREFIX}{source}"
+
+
+def scope_tags(source: str, environment: Environment, branch: str | None) -> frozenset[str]:
+    """The tags every deployment of one reconcile carries; the plan manages exactly those.
+
+    Environments whose names depend on the branch (previews) are scoped per branch, so a
+    reconcile of one preview branch never prunes another branch's deployments.
+    """
+    tags = {MANAGED_TAG, source_tag(source), f"{ENV_TAG_PREFIX}{environment.name}"}
+    if "{branch}" in environment.name_pattern:
+        tags.add(f"{BRANCH_TAG_PREFIX}{slugify_branch(branch or 'local')}")
+    return frozenset(tags)
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """Where the desired state comes from: a named source at one commit."""
+
+    source: str  # the GitHubRepository block's name (or a name given on the CLI)
+    branch: str | None = None
+    commit: str | None = None  # full sha
+
+    @property
+    def short_commit(self) -> str | None:
+        return self.commit[:8] if self.commit else None
+
+
+class DeploymentSpec(BaseModel):
+    """One deployment exactly as it must exist on the Prefect server."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description="Deployment name (after the environment's pattern).")
+    flow_name: str
+    entrypoint: str = Field(description="relative/path.py:function, from the repository root.")
+    source_file: str = Field(description="The prefect.yaml (or flow file) that declared it.")
+    source_line: int = 0
+    flow_file: str = Field(description="The file of the flow's code.")
+    environment: str
+    description: str | None = None
+    version: str | None = None
+    tags: tuple[str, ...] = ()
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameter_openapi_schema: dict[str, Any] = Field(default_factory=dict)
+    work_pool_name: str | None = None
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    schedules: tuple[dict[str, Any], ...] = ()
+    triggers: tuple[dict[str, Any], ...] = Field(
+        default=(), description="Trigger specs as written in prefect.yaml; registered as is."
+    )
+    automations: tuple[dict[str, Any], ...] = Field(
+        default=(),
+        description="The automations the triggers become, in the server's form (compared only).",
+    )
+    concurrency_limit: int | None = None
+    concurrency_options: dict[str, Any] | None = None
+    enforce_parameter_schema: bool = True
+    paused: bool | None = None
+    pull_steps: tuple[dict[str, Any], ...] | None = None
+    build_steps: tuple[dict[str, Any], ...] | None = None
+    push_steps: tuple[dict[str, Any], ...] | None = None
+    is_default: bool = Field(default=False, description="Made from defaults, not prefect.yaml.")
+    code_fingerprint: str | None = Field(
+        default=None, description="Digest of the flow's code; carried as a tag."
+    )
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.flow_name}/{self.name}"
+
+    @property
+    def defining_files(self) -> frozenset[str]:
+        return frozenset({self.source_file, self.flow_file})
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`, mappings merged key by key (Prefect's job variable rule)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _accepts(schema: Mapping[str, Any], parameter: str) -> bool:
+    properties = schema.get("properties", {})
+    return parameter in properties
+
+
+def build_deployment_spec(
+    found: DiscoveredDeployment, environment: Environment, context: SourceContext
+) -> DeploymentSpec:
+    declared, flow = found.declared, found.flow
+    defaults = {
+        key: value
+        for key, value in environment.parameters.items()
+        if _accepts(flow.parameters, key)
+    }
+    tags = {
+        *declared.tags,
+        *environment.tags,
+        *scope_tags(context.source, environment, context.branch),
+    }
+    if flow.code_fingerprint:
+        tags.add(f"{CODE_TAG_PREFIX}{flow.code_fingerprint}")
+    work_pool_name = declared.work_pool_name or environment.work_pool.name
+    work_queue_name = declared.work_queue_name
+    if work_queue_name is None and declared.work_pool_name is None:
+        work_queue_name = environment.work_pool.work_queue_name
+    enforce = declared.enforce_parameter_schema
+    return DeploymentSpec(
+        name=environment.render_name(name=declared.name, flow=flow.name, branch=context.branch),
+        flow_name=flow.name,
+        entrypoint=flow.entrypoint,
+        source_file=declared.source_file,
+        source_line=declared.line,
+        flow_file=flow.path,
+        environment=environment.name,
+        description=declared.description if declared.description is not None else flow.description,
+        version=declared.version or context.short_commit,
+        tags=tuple(sorted(tags)),
+        parameters={**defaults, **declared.parameters},
+        parameter_openapi_schema=flow.parameters,
+        work_pool_name=work_pool_name,
+        work_queue_name=work_queue_name,
+        job_variables=deep_merge(environment.work_pool.job_variables, declared.job_variables),
+        schedules=tuple(declared.schedules),
+        triggers=tuple(declared.triggers),
+        concurrency_limit=declared.concurrency_limit,
+        concurrency_options=declared.concurrency_options,
+        enforce_parameter_schema=True if enforce is None else enforce,
+        paused=declared.paused,
+        pull_steps=declared.pull,
+        build_steps=declared.build,
+        push_steps=declared.push,
+        is_default=found.is_default,
+        code_fingerprint=flow.code_fingerprint or None,
+    )
+
+
+def build_deployment_specs(
+    discovery: Discovery, environment: Environment, context: SourceContext
+) -> tuple[tuple[DeploymentSpec, ...], tuple[Problem, ...]]:
+    """Every deployment of the checkout in `environment`, and the name clashes the pattern made."""
+    specs = [build_deployment_spec(d, environment, context) for d in discovery.deployments]
+    groups: dict[str, list[DeploymentSpec]] = defaultdict(list)
+    for spec in specs:
+        groups[spec.full_name].append(spec)
+    problems: list[Problem] = []
+    kept: list[DeploymentSpec] = []
+    for full_name, group in groups.items():
+        if len(group) == 1:
+            kept.append(group[0])
+            continue
+        places = ", ".join(f"{s.source_file}:{s.source_line}" for s in group)
+        problems.extend(
+            Problem(
+                spec.source_file,
+                spec.source_line,
+                "duplicate-deployment",
+                f"the name pattern {environment.name_pattern!r} of environment "
+                f"{environment.name!r} gives {full_name} to {len(group)} deployments ({places})",
+                "use {name} in the environment's name_pattern, or rename the deployments",
+            )
+            for spec in group
+        )
+    return tuple(sorted(kept, key=lambda s: s.full_name)), tuple(problems)
+
+
+def select(specs: Sequence[DeploymentSpec], patterns: Sequence[str]) -> tuple[DeploymentSpec, ...]:
+    """The specs whose flow name, deployment name or flow/deployment matches a glob."""
+    import fnmatch
+
+    if not patterns:
+        return tuple(specs)
+    return tuple(
+        spec
+        for spec in specs
+        if any(
+            fnmatch.fnmatchcase(candidate, pattern)
+            for pattern in patterns
+            for candidate in (spec.name, spec.flow_name, spec.full_name)
+        )
+    )

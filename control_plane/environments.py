@@ -1,0 +1,248 @@
+"""Environments: what a branch of the repository maps to, read from `deploy-manager.yaml`.
+
+A repository may carry a `deploy-manager.yaml` at its root. It says which files to
+skip, whether flows that no prefect.yaml lists get a default deployment, and, per
+environment, which branches (globs) map to it and what its deployments look like:
+name pattern, work pool and queue, default job variables, parameters and tags, image
+registry, prune policy. Without the file, `main`/`master` map to `production`,
+`develop` to `staging` and any other branch to `preview`.
+
+This module parses and resolves configuration; it reads one file and nothing else.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from control_plane.errors import ConfigError, Problem
+
+CONFIG_FILE = "deploy-manager.yaml"
+NAME_PATTERN_FIELDS = ("name", "flow", "environment", "branch")
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorkPoolDefaults(_Config):
+    name: str = Field(
+        default="default", description="Work pool of deployments that do not name one."
+    )
+    work_queue_name: str | None = Field(default=None, description="Work queue in that pool.")
+    job_variables: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Job variables merged under each deployment's own (theirs win).",
+    )
+
+
+class PrunePolicy(_Config):
+    enabled: bool = Field(
+        default=True, description="Delete managed deployments that left the repository."
+    )
+    max_fraction: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Refuse a prune that would delete more than this fraction of the source's "
+            "managed deployments (or all of them) unless forced."
+        ),
+    )
+
+
+class Environment(_Config):
+    name: str = Field(description="The environment's name, e.g. production.")
+    branches: tuple[str, ...] = Field(
+        default=("*",), description="Branch globs mapped to this environment; first match wins."
+    )
+    name_pattern: str = Field(
+        default="{name}",
+        description=(
+            "Deployment name pattern; fields: {name} (the declared name, or the flow name "
+            "for default deployments), {flow}, {environment}, {branch}."
+        ),
+    )
+    work_pool: WorkPoolDefaults = Field(default_factory=WorkPoolDefaults)
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Default parameters; a deployment's own win."
+    )
+    tags: tuple[str, ...] = Field(default=(), description="Tags added to every deployment.")
+    image_registry: str | None = Field(
+        default=None, description="Registry images are pushed to, e.g. ghcr.io/acme."
+    )
+    prune: PrunePolicy = Field(default_factory=PrunePolicy)
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        for field in re.findall(r"{([^{}]*)}", value):
+            if field not in NAME_PATTERN_FIELDS:
+                raise ValueError(
+                    f"unknown field {{{field}}} in name pattern {value!r}; "
+                    f"use {', '.join('{' + f + '}' for f in NAME_PATTERN_FIELDS)}"
+                )
+        return value
+
+    def render_name(self, *, name: str, flow: str, branch: str | None) -> str:
+        return self.name_pattern.format(
+            name=name,
+            flow=flow,
+            environment=self.name,
+            branch=slugify_branch(branch or "local"),
+        )
+
+
+DEFAULT_ENVIRONMENTS: tuple[Environment, ...] = (
+    Environment(name="production", branches=("main", "master")),
+    Environment(name="staging", branches=("develop",), name_pattern="{name}-staging"),
+    Environment(name="preview", branches=("*",), name_pattern="{name}-{branch}"),
+)
+
+
+class RepositoryConfig(_Config):
+    """The whole of deploy-manager.yaml."""
+
+    exclude: tuple[str, ...] = Field(
+        default=(), description="Gitignore-style globs of files discovery skips."
+    )
+    default_deployments: bool = Field(
+        default=True,
+        description="Give flows that no prefect.yaml lists a deployment from the defaults.",
+    )
+    default_environment: str = Field(
+        default="production",
+        description="Environment used when the checkout has no branch (a local directory).",
+    )
+    environments: tuple[Environment, ...] = Field(default=DEFAULT_ENVIRONMENTS)
+
+    def environment_for(self, branch: str | None, override: str | None = None) -> Environment:
+        """The environment a branch maps to; `override` names one directly."""
+        if override is not None:
+            for env in self.environments:
+                if env.name == override:
+                    return env
+            known = ", ".join(env.name for env in self.environments)
+            raise ConfigError(
+                f"unknown environment {override!r}; this repository defines: {known} "
+                f"(add it under 'environments:' in {CONFIG_FILE})"
+            )
+        if branch is None:
+            return self.environment_for(None, self.default_environment)
+        for env in self.environments:
+            if any(fnmatch.fnmatchcase(branch, glob) for glob in env.branches):
+                return env
+        known = ", ".join(f"{env.name} ({', '.join(env.branches)})" for env in self.environments)
+        raise ConfigError(
+            f"branch {branch!r} maps to no environment; environments: {known} "
+            f"(add a branch glob such as '*' to one of them in {CONFIG_FILE})"
+        )
+
+
+def slugify_branch(branch: str) -> str:
+    """A branch name as it can appear in a deployment name or tag: feature/x -> feature-x."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", branch).strip("-")
+    return slug or "branch"
+
+
+def parse_repository_config(text: str, file: str = CONFIG_FILE) -> RepositoryConfig:
+    """Parse deploy-manager.yaml; raise ConfigError naming the file, line and key."""
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        raise ConfigError(
+            f"{file}:{line}: invalid YAML: {getattr(exc, 'problem', exc)} "
+            "(fix the syntax; `python -c 'import yaml,sys; yaml.safe_load(sys.stdin)'` checks it)"
+        ) from exc
+    if data is None:
+        return RepositoryConfig()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}:1: the top level must be a mapping, not {type(data).__name__}")
+    raw_envs = data.get("environments")
+    if raw_envs is not None:
+        if not isinstance(raw_envs, dict):
+            raise ConfigError(
+                f"{file}: 'environments' must map environment names to settings, "
+                "e.g. 'environments: {production: {branches: [main]}}'"
+            )
+        data = {
+            **data,
+            "environments": tuple(
+                {"name": str(name), **(entry or {})} for name, entry in raw_envs.items()
+            ),
+        }
+    try:
+        return RepositoryConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = _display_location(first["loc"], raw_envs)
+        line = _line_of(node, first["loc"], raw_envs)
+        where = f"{file}:{line}" if line else file
+        raise ConfigError(
+            f"{where}: {loc}: {first['msg']} (see the deploy-manager.yaml reference in README.md)"
+        ) from exc
+
+
+def _display_location(loc: tuple[Any, ...], raw_envs: Any) -> str:
+    parts = list(loc)
+    if len(parts) >= 2 and parts[0] == "environments" and isinstance(raw_envs, dict):
+        names = list(raw_envs)
+        if isinstance(parts[1], int) and parts[1] < len(names):
+            parts[1] = names[parts[1]]
+    return ".".join(str(p) for p in parts)
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...], raw_envs: Any) -> int:
+    """The 1-based line of the deepest YAML node on the pydantic error location."""
+    line = 0
+    parts = list(loc)
+    if len(parts) >= 2 and parts[0] == "environments" and isinstance(raw_envs, dict):
+        names = list(raw_envs)
+        if isinstance(parts[1], int) and parts[1] < len(names):
+            parts[1] = names[parts[1]]
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    line = key.start_mark.line + 1
+                    node = value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def read_repository_config(root: Path) -> tuple[RepositoryConfig, tuple[Problem, ...]]:
+    """The repository's config, or the defaults with a problem when the file is bad."""
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return RepositoryConfig(), ()
+    try:
+        return parse_repository_config(path.read_text(encoding="utf-8")), ()
+    except ConfigError as exc:
+        message = str(exc)
+        line_match = re.match(rf"{re.escape(CONFIG_FILE)}:(\d+):", message)
+        return RepositoryConfig(), (
+            Problem(
+                file=CONFIG_FILE,
+                line=int(line_match.group(1)) if line_match else 0,
+                code="invalid-config",
+                message=message,
+                remedy=f"fix {CONFIG_FILE}; until then the built-in defaults apply",
+            ),
+        )

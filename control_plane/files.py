@@ -1,0 +1,128 @@
+"""Which files of a checkout deploy-manager reads, and which it must leave alone.
+
+A repository is walked once; what a user expects ignored is skipped before any file is
+opened: `.git`, virtualenvs, `node_modules`, caches, whatever `.gitignore` files (at any
+depth) and the root `.prefectignore` exclude, and the `exclude` globs of
+`deploy-manager.yaml`. Symlinks are never followed out of the repository.
+
+This module reads directory listings and ignore files; it does not parse Python or YAML.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pathspec
+
+# Directories nobody wants scanned for flows, whatever their ignore files say.
+ALWAYS_SKIPPED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "site-packages",
+        ".eggs",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RepositoryFiles:
+    """The files of a checkout worth reading, relative posix paths, sorted."""
+
+    python: tuple[str, ...]
+    prefect_yaml: tuple[str, ...]
+    skipped_symlinks: tuple[str, ...] = field(default=())
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def _gitignore_spec(lines: Iterable[str]) -> pathspec.PathSpec | None:
+    cleaned = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not cleaned:
+        return None
+    return pathspec.GitIgnoreSpec.from_lines(cleaned)
+
+
+def _is_virtualenv(path: Path) -> bool:
+    return (path / "pyvenv.cfg").is_file()
+
+
+def iter_repository_files(root: Path, exclude: Iterable[str] = ()) -> RepositoryFiles:
+    """Walk `root` and return the Python files and prefect.yaml files to read."""
+    root = root.resolve()
+    specs: list[tuple[str, pathspec.PathSpec]] = []
+    root_spec = _gitignore_spec(
+        _read_lines(root / ".prefectignore") + list(exclude),
+    )
+    if root_spec is not None:
+        specs.append(("", root_spec))
+
+    python: list[str] = []
+    prefect_yaml: list[str] = []
+    symlinks: list[str] = []
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        for base, spec in specs:
+            if base and not rel.startswith(base + "/"):
+                continue
+            sub = rel[len(base) + 1 :] if base else rel
+            if spec.match_file(sub + "/" if is_dir else sub):
+                return True
+        return False
+
+    def walk(directory: Path, rel_dir: str) -> None:
+        nested = _gitignore_spec(_read_lines(directory / ".gitignore"))
+        if nested is not None:
+            specs.append((rel_dir, nested))
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            entries = []
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_symlink():
+                # A symlink may point out of the repository; never read through it.
+                target = Path(entry.path).resolve()
+                if not target.is_relative_to(root):
+                    symlinks.append(rel)
+                    continue
+                if target.is_dir():
+                    continue  # in-repo directory links would be read twice
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name in ALWAYS_SKIPPED_DIRS or ignored(rel, is_dir=True):
+                    continue
+                if _is_virtualenv(Path(entry.path)):
+                    continue
+                walk(Path(entry.path), rel)
+            elif not ignored(rel, is_dir=False):
+                if entry.name.endswith(".py"):
+                    python.append(rel)
+                elif entry.name in ("prefect.yaml", "prefect.yml"):
+                    prefect_yaml.append(rel)
+        if nested is not None:
+            specs.pop()
+
+    walk(root, "")
+    return RepositoryFiles(
+        python=tuple(sorted(python)),
+        prefect_yaml=tuple(sorted(prefect_yaml)),
+        skipped_symlinks=tuple(sorted(symlinks)),
+    )

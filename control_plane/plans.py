@@ -1,0 +1,394 @@
+"""Plans: what must change on the server to make it match the repository, as pure data.
+
+`compute(desired, live, policy)` compares the deployments a commit asks for with the
+managed deployments the server has and returns an immutable `Plan`: per deployment
+`create`, `update` (with old -> new per field), `unchanged`, `prune`, `keep` (with the
+reason) or `conflict` (the name is taken by a deployment we do not own), and the images
+to build. It touches no network, clock or environment; rendering a plan as a table or
+as JSON lives here too. Applying it is `control_plane.reconcile`'s job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from control_plane.deployments import (
+    CODE_TAG_PREFIX,
+    LABEL_SOURCE_FILE,
+    PROTECT_TAG,
+    DeploymentSpec,
+)
+from control_plane.errors import Problem
+
+Action = Literal["create", "update", "unchanged", "prune", "keep", "conflict"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "unchanged", "prune", "keep", "conflict")
+
+# The fields a reconcile owns. `version` follows the commit and is written with any other
+# change, never alone: a new commit that changes nothing else must not touch the server.
+# `paused` is compared only when the repository says it (a UI pause is the user's).
+COMPARED_FIELDS: tuple[str, ...] = (
+    "entrypoint",
+    "code_fingerprint",
+    "description",
+    "tags",
+    "parameters",
+    "parameter_openapi_schema",
+    "work_pool_name",
+    "work_queue_name",
+    "job_variables",
+    "schedules",
+    "concurrency_limit",
+    "concurrency_options",
+    "enforce_parameter_schema",
+    "pull_steps",
+    "automations",
+)
+
+
+class LiveDeployment(BaseModel):
+    """A deployment as the server has it, in the same normal form as `DeploymentSpec`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    flow_name: str
+    entrypoint: str | None = None
+    description: str | None = None
+    version: str | None = None
+    tags: tuple[str, ...] = ()
+    labels: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameter_openapi_schema: dict[str, Any] = Field(default_factory=dict)
+    work_pool_name: str | None = None
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    schedules: tuple[dict[str, Any], ...] = ()
+    automations: tuple[dict[str, Any], ...] = ()  # owned by the deployment, server form
+    concurrency_limit: int | None = None
+    concurrency_options: dict[str, Any] | None = None
+    enforce_parameter_schema: bool = True
+    paused: bool | None = None
+    pull_steps: tuple[dict[str, Any], ...] | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.flow_name}/{self.name}"
+
+    @property
+    def code_fingerprint(self) -> str | None:
+        for tag in self.tags:
+            if tag.startswith(CODE_TAG_PREFIX):
+                return tag.removeprefix(CODE_TAG_PREFIX)
+        return None
+
+    @property
+    def source_file(self) -> str | None:
+        value = self.labels.get(LABEL_SOURCE_FILE)
+        return value if isinstance(value, str) else None
+
+    @property
+    def defining_files(self) -> frozenset[str]:
+        files = set()
+        if self.source_file:
+            files.add(self.source_file)
+        if self.entrypoint and ":" in self.entrypoint:
+            files.add(self.entrypoint.rpartition(":")[0])
+        return frozenset(files)
+
+
+@dataclass(frozen=True)
+class PlanPolicy:
+    """How far the plan may go: the scope it manages and the prune guards."""
+
+    scope_tags: frozenset[str]  # a live deployment with all of these is ours
+    prune: bool = True
+    force_prune: bool = False
+    max_prune_fraction: float = 0.5
+    failed_files: frozenset[str] = frozenset()  # files that had errors in this run
+    prune_blocked_reason: str | None = None  # e.g. deploy-manager.yaml failed to parse
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    name: str  # flow/deployment
+    desired: DeploymentSpec | None = None
+    live: LiveDeployment | None = None
+    diffs: tuple[FieldDiff, ...] = ()
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"action": self.action, "deployment": self.name}
+        if self.desired is not None:
+            data["entrypoint"] = self.desired.entrypoint
+            data["work_pool"] = self.desired.work_pool_name
+            data["version"] = self.desired.version
+        if self.live is not None:
+            data["id"] = self.live.id
+        if self.diffs:
+            data["diffs"] = [{"field": d.field, "old": d.old, "new": d.new} for d in self.diffs]
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+@dataclass(frozen=True)
+class ImageToBuild:
+    """A distinct build step the deployments being written need."""
+
+    step: str
+    image_name: str
+    tag: str | None
+    dockerfile: str | None
+    used_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    images: tuple[ImageToBuild, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def by_action(self, action: Action) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action == action)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {action: len(self.by_action(action)) for action in ACTIONS}
+
+    @property
+    def writes(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action in ("create", "update", "prune"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts,
+            "changes": [c.as_dict() for c in self.changes],
+            "images": [
+                {
+                    "step": i.step,
+                    "image_name": i.image_name,
+                    "tag": i.tag,
+                    "dockerfile": i.dockerfile,
+                    "used_by": list(i.used_by),
+                }
+                for i in self.images
+            ],
+            "problems": [p.as_dict() for p in self.problems],
+            "notes": list(self.notes),
+        }
+
+
+# --- comparing --------------------------------------------------------------------------
+
+
+def _normal(value: Any) -> Any:
+    """One form for equal values: tuples as lists, mappings without None values."""
+    if isinstance(value, Mapping):
+        return {str(k): _normal(v) for k, v in sorted(value.items()) if v is not None}
+    if isinstance(value, list | tuple):
+        return [_normal(v) for v in value]
+    return value
+
+
+def _field_value(obj: DeploymentSpec | LiveDeployment, name: str) -> Any:
+    value = getattr(obj, name)
+    if name == "tags":
+        return sorted(t for t in value if not t.startswith(CODE_TAG_PREFIX))
+    if name == "description":
+        return value or None
+    if name == "pull_steps":
+        return _mask_pins(_normal(value)) if value else None
+    return _normal(value)
+
+
+def _mask_pins(value: Any) -> Any:
+    """Pull steps with their commit pins hidden: the code digest decides about those."""
+    if isinstance(value, dict):
+        return {k: "<pinned>" if k == "commit_sha" else _mask_pins(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_pins(v) for v in value]
+    return value
+
+
+def compute_diffs(desired: DeploymentSpec, live: LiveDeployment) -> tuple[FieldDiff, ...]:
+    diffs = []
+    for name in COMPARED_FIELDS:
+        if name == "work_queue_name" and desired.work_queue_name is None:
+            continue  # the server puts the deployment in the pool's default queue
+        old, new = _field_value(live, name), _field_value(desired, name)
+        if old != new:
+            diffs.append(FieldDiff(name, old, new))
+    if desired.paused is not None and bool(live.paused) != desired.paused:
+        diffs.append(FieldDiff("paused", live.paused, desired.paused))
+    return tuple(diffs)
+
+
+def _owned(live: LiveDeployment, scope: frozenset[str]) -> bool:
+    return scope <= set(live.tags)
+
+
+def _images(specs: Iterable[DeploymentSpec]) -> tuple[ImageToBuild, ...]:
+    found: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for spec in specs:
+        for step in spec.build_steps or ():
+            for step_name, args in step.items():
+                if not step_name.endswith("build_docker_image") or not isinstance(args, Mapping):
+                    continue
+                key = json.dumps([step_name, _normal(args)], sort_keys=True, default=str)
+                found.setdefault(key, ({step_name: args}, []))[1].append(spec.full_name)
+    images = []
+    for step, users in found.values():
+        ((step_name, args),) = step.items()
+        images.append(
+            ImageToBuild(
+                step=step_name,
+                image_name=str(args.get("image_name", "")),
+                tag=None if args.get("tag") is None else str(args.get("tag")),
+                dockerfile=None if args.get("dockerfile") is None else str(args["dockerfile"]),
+                used_by=tuple(users),
+            )
+        )
+    return tuple(sorted(images, key=lambda i: (i.image_name, i.tag or "")))
+
+
+def compute(
+    desired: Sequence[DeploymentSpec],
+    live: Sequence[LiveDeployment],
+    policy: PlanPolicy,
+    problems: Sequence[Problem] = (),
+) -> Plan:
+    """The changes that make `live` match `desired`, within `policy`."""
+    live_by_name = {d.full_name: d for d in live}
+    changes: list[Change] = []
+    for spec in desired:
+        current = live_by_name.get(spec.full_name)
+        if current is None:
+            changes.append(Change("create", spec.full_name, desired=spec))
+        elif not _owned(current, policy.scope_tags):
+            missing = sorted(policy.scope_tags - set(current.tags))
+            changes.append(
+                Change(
+                    "conflict",
+                    spec.full_name,
+                    desired=spec,
+                    live=current,
+                    reason=(
+                        "a deployment with this name exists and is not managed by this source "
+                        f"(it lacks the tags {', '.join(missing)}); it is left alone. Rename "
+                        "the deployment, or delete the existing one, or add those tags to it "
+                        "to hand it over"
+                    ),
+                )
+            )
+        else:
+            diffs = compute_diffs(spec, current)
+            action: Action = "update" if diffs else "unchanged"
+            changes.append(Change(action, spec.full_name, desired=spec, live=current, diffs=diffs))
+
+    wanted = {spec.full_name for spec in desired}
+    orphans = [d for d in live if d.full_name not in wanted and _owned(d, policy.scope_tags)]
+    changes.extend(_prune_changes(orphans, live, policy))
+    writes = [c.desired for c in changes if c.action in ("create", "update") and c.desired]
+    return Plan(
+        changes=tuple(sorted(changes, key=lambda c: (ACTIONS.index(c.action), c.name))),
+        images=_images(w for w in writes if w is not None),
+        problems=tuple(problems),
+    )
+
+
+def _prune_changes(
+    orphans: list[LiveDeployment], live: Sequence[LiveDeployment], policy: PlanPolicy
+) -> list[Change]:
+    changes: list[Change] = []
+    candidates: list[LiveDeployment] = []
+    for deployment in sorted(orphans, key=lambda d: d.full_name):
+        reason = None
+        if not policy.prune:
+            reason = "pruning is switched off for this run"
+        elif policy.prune_blocked_reason:
+            reason = policy.prune_blocked_reason
+        elif PROTECT_TAG in deployment.tags:
+            reason = f"tagged {PROTECT_TAG}: never pruned"
+        else:
+            broken = sorted(deployment.defining_files & policy.failed_files)
+            if broken:
+                reason = (
+                    f"{', '.join(broken)} failed to parse in this run; the deployment is kept "
+                    "until the file is fixed"
+                )
+        if reason:
+            changes.append(Change("keep", deployment.full_name, live=deployment, reason=reason))
+        else:
+            candidates.append(deployment)
+
+    managed = sum(1 for d in live if _owned(d, policy.scope_tags))
+    if candidates and not policy.force_prune:
+        limit = policy.max_prune_fraction * managed
+        everything = len(candidates) == managed
+        if everything or len(candidates) > limit:
+            why = (
+                f"all {managed} managed deployments"
+                if everything
+                else f"{len(candidates)} of {managed} managed deployments, more than the "
+                f"policy's {policy.max_prune_fraction:.0%}"
+            )
+            reason = (
+                f"prune refused as a whole: it would delete {why}; check the repository, "
+                "then rerun with force_prune (CLI: --force-prune) if that is intended"
+            )
+            changes.extend(Change("keep", d.full_name, live=d, reason=reason) for d in candidates)
+            return changes
+    changes.extend(Change("prune", d.full_name, live=d) for d in candidates)
+    return changes
+
+
+# --- rendering --------------------------------------------------------------------------
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def render_table(plan: Plan) -> str:
+    """A plain-text table of the plan: one line per deployment, diffs indented below."""
+    rows = [("ACTION", "DEPLOYMENT", "DETAIL")]
+    for change in plan.changes:
+        detail = change.reason or ""
+        if change.action == "update":
+            detail = ", ".join(d.field for d in change.diffs)
+        elif change.action == "create" and change.desired:
+            detail = f"pool={change.desired.work_pool_name} version={change.desired.version}"
+        rows.append((change.action, change.name, detail))
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = []
+    for i, (action, name, detail) in enumerate(rows):
+        lines.append(f"{action:<{widths[0]}}  {name:<{widths[1]}}  {detail}".rstrip())
+        if i == 0:
+            continue
+        change = plan.changes[i - 1]
+        for diff in change.diffs:
+            lines.append(
+                f"{'':<{widths[0]}}    {diff.field}: {_short(diff.old)} -> {_short(diff.new)}"
+            )
+    counts = ", ".join(f"{n} {a}" for a, n in plan.counts.items() if n)
+    lines.append("")
+    lines.append(f"plan: {counts or 'nothing to do'}")
+    for image in plan.images:
+        lines.append(f"image: {image.image_name}:{image.tag or '<content tag>'}")
+    return "\n".join(lines)

@@ -1,0 +1,413 @@
+"""The Prefect API seam: read live deployments, register, delete. Only this module talks to it.
+
+`PrefectDeployments` wraps Prefect's own client (`prefect.client.orchestration`) and
+schemas; it never hand-rolls HTTP. Reads are O(1) calls in the number of deployments
+(paged queries by tag and name, one query for flow names, one for automations), so a
+no-op reconcile stays cheap. Registration goes through `client.create_deployment`
+(Prefect's upsert on flow + name), triggers through Prefect's `DeploymentTrigger`
+models as `prefect deploy` does.
+
+`canonical_*` functions put desired values in the exact form the server returns, so the
+pure plan can compare them with live ones. Errors from the client are translated into
+our own (`TransientError` for what a retry can fix, `ApplyError` otherwise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
+
+from control_plane.deployments import DeploymentSpec
+from control_plane.errors import ApplyError, TransientError
+from control_plane.plans import LiveDeployment
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.responses import DeploymentResponse
+
+PAGE = 200
+SCHEDULE_FIELDS = {"schedule", "active", "parameters", "slug", "max_scheduled_runs"}
+# What a trigger's automation looks like, minus what the server adds or sets itself.
+AUTOMATION_FIELDS = {"name", "description", "enabled", "trigger", "actions",
+                     "actions_on_trigger", "actions_on_resolve"}  # fmt: skip
+
+
+class DeploymentsAPI(Protocol):
+    """What reconcile needs from a Prefect server."""
+
+    async def read_live(
+        self, scope_tags: frozenset[str], names: Iterable[str]
+    ) -> list[LiveDeployment]: ...
+
+    async def read_work_pool_types(self) -> dict[str, str]: ...
+
+    async def register(self, spec: DeploymentSpec) -> str: ...
+
+    async def delete(self, live: LiveDeployment) -> None: ...
+
+
+# --- canonical forms --------------------------------------------------------------------
+
+
+def _schedule_object(schedule: dict[str, Any]) -> Any:
+    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
+    from prefect.types._datetime import parse_datetime
+
+    if "cron" in schedule:
+        return CronSchedule(**{k: v for k, v in schedule.items() if v is not None})
+    if "interval" in schedule:
+        values = {k: v for k, v in schedule.items() if v is not None}
+        if isinstance(values["interval"], int | float):
+            values["interval"] = timedelta(seconds=values["interval"])
+        if isinstance(values.get("anchor_date"), str):
+            values["anchor_date"] = parse_datetime(values["anchor_date"])
+        return IntervalSchedule(**values)
+    if "rrule" in schedule:
+        rrule = schedule["rrule"]
+        if isinstance(rrule, str) and rrule.lstrip().startswith("{"):
+            parsed = RRuleSchedule(**json.loads(rrule))
+            if schedule.get("timezone"):
+                parsed.timezone = schedule["timezone"]
+            return parsed
+        return RRuleSchedule(**{k: v for k, v in schedule.items() if v is not None})
+    raise ValueError(f"unknown schedule type: {sorted(schedule)}")
+
+
+def schedule_creates(schedules: Sequence[dict[str, Any]]) -> list[DeploymentScheduleCreate]:
+    """prefect.yaml schedules (as parsed by control_plane.prefect_yaml) as API objects."""
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+
+    creates = []
+    for entry in schedules:
+        values: dict[str, Any] = {"schedule": _schedule_object(dict(entry["schedule"]))}
+        for key in ("active", "parameters", "slug", "max_scheduled_runs"):
+            if entry.get(key) is not None:
+                values[key] = entry[key]
+        creates.append(DeploymentScheduleCreate(**values))
+    return creates
+
+
+def _dump_schedule(model: Any) -> dict[str, Any]:
+    data = model.model_dump(mode="json", include=SCHEDULE_FIELDS)
+    data.setdefault("parameters", {})
+    data["parameters"] = data.get("parameters") or {}
+    data.setdefault("active", True)
+    return data
+
+
+def _schedule_key(schedule: dict[str, Any]) -> str:
+    return json.dumps(schedule, sort_keys=True, default=str)
+
+
+def _without_anchor(schedule: dict[str, Any]) -> str:
+    inner = {k: v for k, v in schedule.get("schedule", {}).items() if k != "anchor_date"}
+    return _schedule_key({**schedule, "schedule": inner})
+
+
+def sort_schedules(schedules: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """Schedules in one order: the server does not keep the order they were written in."""
+    return tuple(sorted(schedules, key=_schedule_key))
+
+
+def canonical_schedules(
+    desired: Sequence[dict[str, Any]], live: Sequence[dict[str, Any]] = ()
+) -> tuple[dict[str, Any], ...]:
+    """Desired schedules as the server shows them, in a stable order.
+
+    An interval schedule without an `anchor_date` gets "now" from Prefect at every
+    deploy; where the repository names none, the anchor of the same live schedule is
+    kept, so the next reconcile does not see a change.
+    """
+    anchors: dict[str, list[Any]] = {}
+    for schedule in live:
+        anchor = schedule.get("schedule", {}).get("anchor_date")
+        if anchor is not None:
+            anchors.setdefault(_without_anchor(schedule), []).append(anchor)
+    out = []
+    for entry, create in zip(desired, schedule_creates(desired), strict=True):
+        data = _dump_schedule(create)
+        inner = entry.get("schedule", {})
+        if "interval" in inner and not inner.get("anchor_date"):
+            kept = anchors.get(_without_anchor(data))
+            if kept:
+                data["schedule"]["anchor_date"] = kept.pop(0)
+            else:
+                data["schedule"].pop("anchor_date", None)
+        out.append(data)
+    return sort_schedules(out)
+
+
+def trigger_objects(spec_name: str, triggers: Sequence[dict[str, Any]]) -> list[Any]:
+    """Deployment triggers as Prefect builds them for `prefect deploy` (names defaulted)."""
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[Any] = TypeAdapter(DeploymentTriggerTypes)
+    objects = []
+    for index, trigger in enumerate(triggers, start=1):
+        values = dict(trigger)
+        values.setdefault("name", f"{spec_name}__automation_{index}")
+        objects.append(adapter.validate_python(values))
+    return objects
+
+
+def canonical_triggers(
+    spec: DeploymentSpec, deployment_id: str | None
+) -> tuple[dict[str, Any], ...]:
+    """Desired triggers as the automations the server would hold for the deployment."""
+    if not spec.triggers:
+        return ()
+    out = []
+    for trigger in trigger_objects(spec.name, spec.triggers):
+        # A deployment to be created has no id yet; the nil UUID stands in (never compared).
+        trigger.set_deployment_id(UUID(deployment_id) if deployment_id else UUID(int=0))
+        automation = trigger.as_automation()
+        out.append(automation.model_dump(mode="json", include=AUTOMATION_FIELDS))
+    return tuple(sorted(out, key=lambda a: a["name"]))
+
+
+# --- the adapter ------------------------------------------------------------------------
+
+
+def _translate(exc: Exception, change: str) -> Exception:
+    """Prefect/httpx errors as ours: 5xx and connection trouble may be retried."""
+    import httpx
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    if isinstance(exc, PrefectHTTPStatusError):
+        status = exc.response.status_code
+        try:
+            detail = exc.response.json().get("detail", exc.response.text)
+        except ValueError:
+            detail = exc.response.text
+        if status >= 500 or status == 429:
+            return TransientError(f"{change}: the Prefect API answered {status}: {detail}")
+        return ApplyError(change, f"the Prefect API refused it ({status}): {detail}")
+    if isinstance(exc, ObjectNotFound):
+        return ApplyError(change, f"not found: {exc}")
+    if isinstance(exc, httpx.TransportError):
+        return TransientError(f"{change}: cannot reach the Prefect API: {exc}")
+    return ApplyError(change, f"{type(exc).__name__}: {exc}")
+
+
+class PrefectDeployments:
+    """The real `DeploymentsAPI`: Prefect's client against PREFECT_API_URL."""
+
+    def __init__(self, client: PrefectClient) -> None:
+        self.client = client
+
+    async def _paged_deployments(self, deployment_filter: Any) -> list[DeploymentResponse]:
+        found: list[DeploymentResponse] = []
+        offset = 0
+        while True:
+            page = await self.client.read_deployments(
+                deployment_filter=deployment_filter, limit=PAGE, offset=offset
+            )
+            found.extend(page)
+            if len(page) < PAGE:
+                return found
+            offset += PAGE
+
+    async def _flow_names(self, flow_ids: set[UUID]) -> dict[UUID, str]:
+        from prefect.client.schemas.filters import FlowFilter, FlowFilterId
+
+        names: dict[UUID, str] = {}
+        ids = sorted(flow_ids, key=str)
+        for start in range(0, len(ids), PAGE):
+            chunk = ids[start : start + PAGE]
+            flows = await self.client.read_flows(
+                flow_filter=FlowFilter(id=FlowFilterId(any_=chunk)), limit=PAGE
+            )
+            names.update({flow.id: flow.name for flow in flows})
+        return names
+
+    async def _owned_automations(self, deployment_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+        """The automations each deployment owns (its triggers), in the server's form.
+
+        The server does not return an automation's owner, so the candidates are the
+        automations that run one of these deployments; ownership is then confirmed per
+        candidate deployment (`/automations/related-to/...`).
+        """
+        candidates: set[str] = set()
+        offset = 0
+        while True:
+            page = await self.client.read_automations(limit=PAGE, offset=offset)
+            for automation in page:
+                for action in automation.actions:
+                    target = getattr(action, "deployment_id", None)
+                    if target is not None and str(target) in deployment_ids:
+                        candidates.add(str(target))
+            if len(page) < PAGE:
+                break
+            offset += PAGE
+        owned: dict[str, list[dict[str, Any]]] = {}
+        for deployment_id in sorted(candidates):
+            related = await self.client.read_resource_related_automations(
+                f"prefect.deployment.{deployment_id}"
+            )
+            owned[deployment_id] = [
+                a.model_dump(mode="json", include=AUTOMATION_FIELDS) for a in related
+            ]
+        return owned
+
+    async def read_live(
+        self, scope_tags: frozenset[str], names: Iterable[str]
+    ) -> list[LiveDeployment]:
+        """The deployments in scope, and any deployment whose name a desired one wants."""
+        from prefect.client.schemas.filters import (
+            DeploymentFilter,
+            DeploymentFilterName,
+            DeploymentFilterTags,
+        )
+
+        try:
+            responses = await self._paged_deployments(
+                DeploymentFilter(tags=DeploymentFilterTags(all_=sorted(scope_tags)))
+            )
+            wanted = sorted(set(names))
+            for start in range(0, len(wanted), PAGE):
+                responses += await self._paged_deployments(
+                    DeploymentFilter(name=DeploymentFilterName(any_=wanted[start : start + PAGE]))
+                )
+            unique = {r.id: r for r in responses}
+            flow_names = await self._flow_names({r.flow_id for r in unique.values()})
+            automations = await self._owned_automations({str(i) for i in unique}) if unique else {}
+        except Exception as exc:
+            raise _translate(exc, "read-live-deployments") from exc
+        return [
+            to_live(r, flow_names.get(r.flow_id, "?"), automations.get(str(r.id), []))
+            for r in unique.values()
+        ]
+
+    async def read_work_pool_types(self) -> dict[str, str]:
+        try:
+            pools = await self.client.read_work_pools()
+        except Exception as exc:
+            raise _translate(exc, "read-work-pools") from exc
+        return {pool.name: pool.type for pool in pools}
+
+    async def register(self, spec: DeploymentSpec) -> str:
+        change = f"register[{spec.full_name}]"
+        try:
+            flow_id = await self.client.create_flow_from_name(spec.flow_name)
+            deployment_id = await self.client.create_deployment(
+                flow_id=flow_id,
+                name=spec.name,
+                version=spec.version,
+                schedules=schedule_creates(spec.schedules),
+                concurrency_limit=spec.concurrency_limit,
+                concurrency_options=_concurrency_options(spec.concurrency_options),
+                parameters=dict(spec.parameters),
+                # The 3.8 server stores a missing description as the string "None".
+                description=spec.description or "",
+                work_queue_name=spec.work_queue_name,
+                work_pool_name=spec.work_pool_name,
+                tags=list(spec.tags),
+                entrypoint=spec.entrypoint,
+                parameter_openapi_schema=dict(spec.parameter_openapi_schema),
+                paused=spec.paused,
+                pull_steps=[dict(s) for s in spec.pull_steps] if spec.pull_steps else None,
+                enforce_parameter_schema=spec.enforce_parameter_schema,
+                job_variables=dict(spec.job_variables),
+            )
+            await self.client.delete_resource_owned_automations(
+                f"prefect.deployment.{deployment_id}"
+            )
+            for trigger in trigger_objects(spec.name, spec.triggers):
+                trigger.set_deployment_id(deployment_id)
+                await self.client.create_automation(trigger.as_automation())
+        except Exception as exc:
+            raise _translate(exc, change) from exc
+        return str(deployment_id)
+
+    async def delete(self, live: LiveDeployment) -> None:
+        """Delete a deployment, the automations it owns and its scheduled runs (#15697)."""
+        from prefect.client.schemas.filters import (
+            DeploymentFilter,
+            DeploymentFilterId,
+            FlowRunFilter,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+        )
+        from prefect.client.schemas.objects import StateType
+        from prefect.exceptions import ObjectNotFound
+
+        change = f"prune[{live.full_name}]"
+        deployment_id = UUID(live.id)
+        try:
+            scheduled = await self.client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
+                    )
+                ),
+            )
+            await self.client.delete_resource_owned_automations(
+                f"prefect.deployment.{deployment_id}"
+            )
+            with contextlib.suppress(ObjectNotFound):  # already gone: the desired end state
+                await self.client.delete_deployment(deployment_id)
+            for run in scheduled:
+                with contextlib.suppress(ObjectNotFound):
+                    await self.client.delete_flow_run(run.id)
+        except Exception as exc:
+            raise _translate(exc, change) from exc
+
+
+def _concurrency_options(options: dict[str, Any] | None) -> Any:
+    if not options:
+        return None
+    from prefect.client.schemas.objects import ConcurrencyOptions
+
+    return ConcurrencyOptions(**options)
+
+
+def to_live(
+    response: DeploymentResponse, flow_name: str, automations: Sequence[dict[str, Any]] = ()
+) -> LiveDeployment:
+    """A server deployment in the normal form the plan compares."""
+    # `concurrency_limit` on the response is deprecated; the limit lives in its own object.
+    gcl = response.global_concurrency_limit
+    limit = gcl.limit if gcl is not None else None
+    options = response.concurrency_options
+    return LiveDeployment(
+        id=str(response.id),
+        name=response.name,
+        flow_name=flow_name,
+        entrypoint=response.entrypoint,
+        description=response.description,
+        version=response.version,
+        tags=tuple(sorted(response.tags)),
+        labels=dict(response.labels or {}),
+        parameters=dict(response.parameters),
+        parameter_openapi_schema=dict(response.parameter_openapi_schema or {}),
+        work_pool_name=response.work_pool_name,
+        work_queue_name=response.work_queue_name,
+        job_variables=dict(response.job_variables or {}),
+        schedules=sort_schedules(_dump_schedule(s) for s in response.schedules),
+        automations=tuple(sorted(automations, key=lambda a: a["name"])),
+        concurrency_limit=limit,
+        concurrency_options=options.model_dump(mode="json") if options else None,
+        enforce_parameter_schema=response.enforce_parameter_schema,
+        paused=response.paused,
+        pull_steps=tuple(response.pull_steps) if response.pull_steps else None,
+    )
+
+
+def read_live_deployments_sync(scope_tags: frozenset[str]) -> list[LiveDeployment]:
+    """For the CLI: the managed deployments in scope at PREFECT_API_URL."""
+    import asyncio
+
+    from prefect import get_client
+
+    async def read() -> list[LiveDeployment]:
+        async with get_client() as client:
+            return await PrefectDeployments(client).read_live(scope_tags, ())
+
+    return asyncio.run(read())

@@ -1,0 +1,323 @@
+"""Reconcile: one commit of a repository made live, step by step, and what happened.
+
+The steps are the ones the `deploy-manager` flow runs as task runs; each is a function
+here so the flow stays thin and tests can call them directly:
+
+- `build_desired`: discovery + environment -> `DeploymentSpec`s (pure);
+- `finalize_specs`: pin process-pool deployments to the commit with a `git_clone` pull
+  step and put schedules and triggers in the form the server returns (no I/O);
+- `compute_plan`: the pure plan against the live deployments;
+- `apply_register` / `apply_prune`: one change each, through a `DeploymentsAPI`;
+- `build_report`: the plan and the outcomes as one `Report`.
+
+Orchestration only: talking to Prefect is `prefect_api`'s job, git is `sources`'.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from control_plane import plans
+from control_plane.deployments import (
+    DeploymentSpec,
+    SourceContext,
+    build_deployment_specs,
+    scope_tags,
+    select,
+)
+from control_plane.discovery import Discovery
+from control_plane.environments import Environment
+from control_plane.errors import DeployManagerError, Problem
+from control_plane.plans import Change, LiveDeployment, Plan, PlanPolicy
+from control_plane.sources import Checkout
+
+PROCESS_POOL_TYPES = frozenset({"process"})
+GIT_CLONE_STEP = "prefect.deployments.steps.git_clone"
+
+
+@dataclass(frozen=True)
+class ReconcileOptions:
+    environment: str | None = None  # overrides the branch mapping
+    dry_run: bool = False
+    prune: bool = True
+    force_prune: bool = False
+    only: tuple[str, ...] = ()  # flow or deployment name globs
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What one commit asks for in one environment."""
+
+    environment: Environment
+    context: SourceContext
+    specs: tuple[DeploymentSpec, ...]
+    problems: tuple[Problem, ...]
+    failed_files: frozenset[str]
+    scope_tags: frozenset[str]
+    prune_blocked_reason: str | None
+
+
+def build_desired(checkout: Checkout, discovery: Discovery, options: ReconcileOptions) -> Desired:
+    environment = discovery.config.environment_for(checkout.branch, options.environment)
+    context = SourceContext(source=checkout.source, branch=checkout.branch, commit=checkout.commit)
+    specs, name_problems = build_deployment_specs(discovery, environment, context)
+    specs = select(specs, options.only)
+    problems = (*discovery.problems, *name_problems)
+    blocked = None
+    if not environment.prune.enabled:
+        blocked = f"the prune policy of environment {environment.name!r} is switched off"
+    elif any(p.code == "invalid-config" for p in problems):
+        blocked = "deploy-manager.yaml failed to parse; nothing is pruned until it is fixed"
+    elif any(p.severity == "error" and p.file.endswith(("prefect.yaml", "prefect.yml"))
+             and p.code in ("invalid-yaml", "invalid-prefect-yaml") for p in problems):  # fmt: skip
+        broken = sorted(
+            {p.file for p in problems if p.code in ("invalid-yaml", "invalid-prefect-yaml")}
+        )
+        blocked = (
+            f"{', '.join(broken)} could not be read; the deployments it declares are unknown, "
+            "so nothing is pruned until it is fixed"
+        )
+    return Desired(
+        environment=environment,
+        context=context,
+        specs=specs,
+        problems=problems,
+        failed_files=discovery.failed_files | {p.file for p in name_problems},
+        scope_tags=scope_tags(checkout.source, environment, checkout.branch),
+        prune_blocked_reason=blocked,
+    )
+
+
+def pinned_pull_steps(checkout: Checkout) -> tuple[dict[str, Any], ...] | None:
+    """A `git_clone` of the source at exactly this commit: what a process worker runs."""
+    if not checkout.remote_url or not checkout.commit:
+        return None
+    args: dict[str, Any] = {"repository": checkout.remote_url, "commit_sha": checkout.commit}
+    if checkout.credentials_block:
+        args["credentials"] = (
+            "{{ prefect.blocks.github-credentials." + checkout.credentials_block + " }}"
+        )
+    return ({GIT_CLONE_STEP: args},)
+
+
+def finalize_specs(
+    specs: Sequence[DeploymentSpec],
+    live: Sequence[LiveDeployment],
+    pool_types: Mapping[str, str],
+    checkout: Checkout,
+) -> tuple[DeploymentSpec, ...]:
+    """Specs as they will be written: pull steps pinned, schedules and triggers canonical."""
+    from control_plane.prefect_api import canonical_schedules, canonical_triggers
+
+    live_by_name = {d.full_name: d for d in live}
+    pull = pinned_pull_steps(checkout)
+    out = []
+    for spec in specs:
+        current = live_by_name.get(spec.full_name)
+        update: dict[str, Any] = {
+            "schedules": canonical_schedules(spec.schedules, current.schedules if current else ()),
+            "automations": canonical_triggers(spec, current.id if current else None),
+        }
+        pool_type = pool_types.get(spec.work_pool_name or "")
+        if spec.pull_steps is None and pool_type in PROCESS_POOL_TYPES and pull:
+            update["pull_steps"] = pull
+        out.append(spec.model_copy(update=update))
+    return tuple(out)
+
+
+def compute_plan(
+    desired: Desired,
+    specs: Sequence[DeploymentSpec],
+    live: Sequence[LiveDeployment],
+    options: ReconcileOptions,
+) -> Plan:
+    live = [d for d in live if _selected(d, options.only)]
+    return plans.compute(
+        specs,
+        live,
+        PlanPolicy(
+            scope_tags=desired.scope_tags,
+            prune=options.prune,
+            force_prune=options.force_prune,
+            max_prune_fraction=desired.environment.prune.max_fraction,
+            failed_files=desired.failed_files,
+            prune_blocked_reason=desired.prune_blocked_reason,
+        ),
+        desired.problems,
+    )
+
+
+def _selected(live: LiveDeployment, only: Sequence[str]) -> bool:
+    if not only:
+        return True
+    names = (live.name, live.flow_name, live.full_name)
+    return any(fnmatch.fnmatchcase(n, p) for p in only for n in names)
+
+
+# --- outcomes and the report -------------------------------------------------------------
+
+Status = Literal["done", "failed", "skipped", "planned", "unchanged"]
+
+
+class Outcome(BaseModel):
+    """What happened to one change."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deployment: str
+    action: str
+    status: Status
+    detail: str | None = None
+    deployment_id: str | None = None
+
+
+class ReportItem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    deployment: str = Field(description="flow/deployment")
+    action: str = Field(description="create, update, unchanged, prune, keep or conflict")
+    status: Status
+    detail: str | None = None
+    fields: tuple[str, ...] = Field(default=(), description="Fields an update changes.")
+    diffs: tuple[dict[str, Any], ...] = ()
+    version: str | None = None
+    deployment_id: str | None = None
+
+
+class Report(BaseModel):
+    """What one reconcile planned, did, skipped and failed, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    ref: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    environment: str
+    dry_run: bool = False
+    items: tuple[ReportItem, ...] = ()
+    problems: tuple[dict[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def count(self, action: str, status: str | None = None) -> int:
+        return sum(
+            1 for i in self.items if i.action == action and (status is None or i.status == status)
+        )
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {action: self.count(action) for action in plans.ACTIONS}
+
+    @property
+    def failures(self) -> tuple[ReportItem, ...]:
+        return tuple(i for i in self.items if i.status == "failed")
+
+    @property
+    def errors(self) -> tuple[dict[str, Any], ...]:
+        return tuple(p for p in self.problems if p.get("severity") == "error")
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures or self.errors)
+
+
+def build_report(
+    plan: Plan,
+    outcomes: Sequence[Outcome],
+    checkout: Checkout,
+    desired: Desired,
+    *,
+    ref: str | None,
+    dry_run: bool,
+    notes: Sequence[str] = (),
+) -> Report:
+    by_name = {(o.deployment, o.action): o for o in outcomes}
+    items = []
+    for change in plan.changes:
+        outcome = by_name.get((change.name, change.action))
+        if change.action in ("unchanged",):
+            status: Status = "unchanged"
+        elif change.action == "conflict":
+            status = "failed"
+        elif change.action == "keep":
+            status = "skipped"
+        elif outcome is not None:
+            status = outcome.status
+        else:
+            status = "planned" if dry_run else "skipped"
+        detail = change.reason or (outcome.detail if outcome else None)
+        items.append(
+            ReportItem(
+                deployment=change.name,
+                action=change.action,
+                status=status,
+                detail=detail,
+                fields=tuple(d.field for d in change.diffs),
+                diffs=tuple({"field": d.field, "old": d.old, "new": d.new} for d in change.diffs),
+                version=change.desired.version if change.desired else None,
+                deployment_id=(outcome.deployment_id if outcome else None)
+                or (change.live.id if change.live else None),
+            )
+        )
+    return Report(
+        source=checkout.source,
+        ref=ref,
+        branch=checkout.branch,
+        commit=checkout.commit,
+        environment=desired.environment.name,
+        dry_run=dry_run,
+        items=tuple(items),
+        problems=tuple(p.as_dict() for p in desired.problems),
+        notes=tuple(notes),
+    )
+
+
+def render_report_table(report: Report) -> str:
+    rows = [("ACTION", "STATUS", "DEPLOYMENT", "DETAIL")]
+    for item in report.items:
+        detail = ", ".join(item.fields) if item.fields else (item.detail or "")
+        rows.append((item.action, item.status, item.deployment, detail))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [
+        f"{a:<{widths[0]}}  {s:<{widths[1]}}  {d:<{widths[2]}}  {x}".rstrip() for a, s, d, x in rows
+    ]
+    counts = ", ".join(f"{n} {a}" for a, n in report.counts.items() if n)
+    head = (
+        f"{'DRY RUN: ' if report.dry_run else ''}{report.source}@{(report.commit or '-')[:8]} "
+        f"({report.branch or report.ref or '-'}) -> {report.environment}: "
+        f"{counts or 'nothing to do'}"
+    )
+    out = [head, *lines]
+    for problem in report.problems:
+        where = f"{problem['file']}:{problem['line']}" if problem["line"] else problem["file"]
+        out.append(f"{problem['severity']}: {where}: {problem['code']}: {problem['message']}")
+    out.extend(report.notes)
+    if report.failed:
+        out.append(f"FAILED: {len(report.failures)} change(s), {len(report.errors)} problem(s)")
+    return "\n".join(out)
+
+
+def prune_skip_reason(outcomes: Sequence[Outcome]) -> str | None:
+    failed = [o.deployment for o in outcomes if o.status == "failed"]
+    if not failed:
+        return None
+    return (
+        f"pruning skipped: {len(failed)} registration(s) failed ({', '.join(failed[:5])}"
+        f"{', ...' if len(failed) > 5 else ''}); a prune after a partial apply could remove "
+        "what the failed ones were meant to replace"
+    )
+
+
+def failure_detail(exc: BaseException) -> str:
+    if isinstance(exc, DeployManagerError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def register_changes(plan: Plan) -> tuple[Change, ...]:
+    return tuple(c for c in plan.changes if c.action in ("create", "update"))

@@ -1,0 +1,270 @@
+"""The `deploy-manager` flow: make the live deployments match a git repository at one commit.
+
+Thin on purpose: every task wraps one call into `control_plane` and names itself so a
+person reading the Prefect UI knows what it did (`fetch-source`, `discover-flows`,
+`read-live-deployments`, `plan`, `register[flow/deployment]`, `prune[flow/deployment]`,
+`report`). A failure of one deployment is recorded and the others go on; the run ends
+Failed, with every reason listed, after all independent work is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shutil
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.states import Completed, Failed, State
+
+from control_plane.discovery import Discovery, discover
+from control_plane.errors import TransientError
+from control_plane.plans import Change, LiveDeployment, Plan, render_table
+from control_plane.prefect_api import PrefectDeployments
+from control_plane.reconcile import (
+    Desired,
+    Outcome,
+    ReconcileOptions,
+    Report,
+    build_desired,
+    build_report,
+    compute_plan,
+    failure_detail,
+    finalize_specs,
+    prune_skip_reason,
+    register_changes,
+    render_report_table,
+)
+from control_plane.sources import Checkout, fetch_checkout
+
+REGISTER_CONCURRENCY = 8
+
+
+def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
+    """Retry only what a retry can fix: an unreachable or overloaded API, a flaky clone."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def _artifact_key(kind: str, source: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", source.lower()).strip("-") or "source"
+    return f"deploy-manager-{kind}-{slug}"
+
+
+@task(
+    name="fetch-source",
+    task_run_name="fetch-source",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_transient,
+)
+async def fetch_source(source: str, ref: str | None) -> Checkout:
+    return await fetch_checkout(source, ref)
+
+
+@task(name="discover-flows", task_run_name="discover-flows", cache_policy=NO_CACHE)
+def discover_flows(checkout: Checkout) -> Discovery:
+    return discover(checkout.path)
+
+
+@task(
+    name="read-live-deployments",
+    task_run_name="read-live-deployments",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_transient,
+)
+async def read_live_deployments(
+    scope_tags: frozenset[str], names: list[str]
+) -> tuple[list[LiveDeployment], dict[str, str]]:
+    async with get_client() as client:
+        api = PrefectDeployments(client)
+        live = await api.read_live(scope_tags, names)
+        pool_types = await api.read_work_pool_types()
+    return live, pool_types
+
+
+@task(name="plan", task_run_name="plan", cache_policy=NO_CACHE)
+async def plan_changes(
+    desired: Desired,
+    live: list[LiveDeployment],
+    pool_types: dict[str, str],
+    checkout: Checkout,
+    options: ReconcileOptions,
+) -> Plan:
+    specs = finalize_specs(desired.specs, live, pool_types, checkout)
+    plan = compute_plan(desired, specs, live, options)
+    await acreate_markdown_artifact(
+        key=_artifact_key("plan", checkout.source),
+        markdown=f"# Plan for {checkout.source}@{(checkout.commit or '-')[:8]}\n\n"
+        f"```\n{render_table(plan)}\n```\n",
+        description=f"deploy-manager plan, environment {desired.environment.name}",
+    )
+    return plan
+
+
+@task(name="register", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 4],
+      retry_condition_fn=_retry_transient)  # fmt: skip
+async def register(change: Change) -> Outcome:
+    assert change.desired is not None
+    async with get_client() as client:
+        deployment_id = await PrefectDeployments(client).register(change.desired)
+    return Outcome(
+        deployment=change.name, action=change.action, status="done", deployment_id=deployment_id
+    )
+
+
+@task(name="prune", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 4],
+      retry_condition_fn=_retry_transient)  # fmt: skip
+async def prune_deployment(change: Change) -> Outcome:
+    assert change.live is not None
+    async with get_client() as client:
+        await PrefectDeployments(client).delete(change.live)
+    return Outcome(deployment=change.name, action="prune", status="done")
+
+
+@task(name="report", task_run_name="report", cache_policy=NO_CACHE)
+async def report_task(report: Report) -> Report:
+    get_run_logger().info("%s", render_report_table(report))
+    await acreate_markdown_artifact(
+        key=_artifact_key("report", report.source),
+        markdown=f"# deploy-manager report\n\n```\n{render_report_table(report)}\n```\n",
+        description=f"{report.source}@{(report.commit or '-')[:8]} -> {report.environment}",
+    )
+    await acreate_table_artifact(
+        key=_artifact_key("deployments", report.source),
+        table=[
+            {
+                "deployment": item.deployment,
+                "action": item.action,
+                "status": item.status,
+                "version": item.version or "",
+                "detail": ", ".join(item.fields) or item.detail or "",
+            }
+            for item in report.items
+        ],
+        description="Every deployment of the reconcile with its action and version.",
+    )
+    return report
+
+
+async def _run_change(task_fn: Any, change: Change, limit: asyncio.Semaphore) -> Outcome:
+    verb = "register" if task_fn is register else "prune"
+    async with limit:
+        state = await task_fn.with_options(task_run_name=f"{verb}[{change.name}]")(
+            change, return_state=True
+        )
+    try:
+        return await state.result()
+    except Exception as exc:
+        return Outcome(
+            deployment=change.name, action=change.action, status="failed",
+            detail=failure_detail(exc),
+        )  # fmt: skip
+
+
+async def _ensure_lock(name: str) -> None:
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            await client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):  # another run made it meanwhile
+                await client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+
+
+@flow(name="deploy-manager", log_prints=True)
+async def deploy_manager(
+    source: str,
+    ref: str | None = None,
+    environment: str | None = None,
+    dry_run: bool = False,
+    prune: bool = True,
+    force_prune: bool = False,
+    only: list[str] | None = None,
+) -> Report:
+    """Make the Prefect deployments match a git repository at one commit.
+
+    Args:
+        source: Name of the GitHubRepository block that points at the repository.
+        ref: Branch, tag or commit sha to deploy; empty means the block's reference.
+        environment: Deploy to this environment instead of the one the branch maps to.
+        dry_run: Plan and report only; change nothing.
+        prune: Delete managed deployments whose flow or prefect.yaml entry left the repository.
+        force_prune: Prune even when more than the policy's fraction would be deleted.
+        only: Limit the run to flows or deployments matching these globs.
+    """
+    from prefect.concurrency.asyncio import concurrency
+
+    options = ReconcileOptions(
+        environment=environment or None,
+        dry_run=dry_run,
+        prune=prune,
+        force_prune=force_prune,
+        only=tuple(only or ()),
+    )
+    checkout = await fetch_source(source, ref or None)
+    try:
+        discovery = discover_flows(checkout)
+        desired = build_desired(checkout, discovery, options)
+        lock = _artifact_key("lock", source)
+        await _ensure_lock(lock)
+        # One reconcile of a source at a time: the plan must see what the last one wrote.
+        async with concurrency(lock, occupy=1, strict=True):
+            live, pool_types = await read_live_deployments(
+                desired.scope_tags, [s.name for s in desired.specs]
+            )
+            plan = await plan_changes(desired, live, pool_types, checkout, options)
+            outcomes, notes = await _apply(plan, options)
+        report = build_report(
+            plan, outcomes, checkout, desired, ref=ref, dry_run=dry_run, notes=notes
+        )
+        report = await report_task(report)
+    finally:
+        shutil.rmtree(checkout.path, ignore_errors=True)
+    if report.failed:
+        reasons = [f"{i.deployment}: {i.detail}" for i in report.failures] + [
+            f"{p['file']}:{p['line']}: {p['message']}" for p in report.errors
+        ]
+        return Failed(message="; ".join(reasons)[:4000], data=report)  # type: ignore[return-value]
+    return Completed(message=render_counts(report), data=report)  # type: ignore[return-value]
+
+
+def render_counts(report: Report) -> str:
+    return ", ".join(f"{n} {a}" for a, n in report.counts.items() if n) or "nothing to do"
+
+
+async def _apply(plan: Plan, options: ReconcileOptions) -> tuple[list[Outcome], list[str]]:
+    if options.dry_run:
+        return [], ["dry run: nothing was changed"]
+    limit = asyncio.Semaphore(REGISTER_CONCURRENCY)
+    outcomes = list(
+        await asyncio.gather(*(_run_change(register, c, limit) for c in register_changes(plan)))
+    )
+    notes: list[str] = []
+    prunes = plan.by_action("prune")
+    skip = prune_skip_reason(outcomes)
+    if prunes and skip:
+        notes.append(skip)
+        outcomes += [
+            Outcome(deployment=c.name, action="prune", status="skipped", detail=skip)
+            for c in prunes
+        ]
+    else:
+        outcomes += await asyncio.gather(*(_run_change(prune_deployment, c, limit) for c in prunes))
+    return outcomes, notes

@@ -1,0 +1,395 @@
+"""The deploy-manager flow against a real Prefect server and a real git remote."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from control_plane.cli import run_apply
+from control_plane.reconcile import Report
+from tests.integration.conftest import GitRemote, run_sync, unique
+
+pytestmark = pytest.mark.integration
+
+
+def flow_file(flow: str, body: str = "return x", default: int = 1) -> str:
+    return f"""
+from prefect import flow
+
+
+@flow(name="{flow}")
+def main(x: int = {default}) -> int:
+    \"\"\"A test flow.\"\"\"
+    {body}
+"""
+
+
+def prefect_yaml(pool: str, deployments: list[dict[str, Any]]) -> str:
+    import yaml
+
+    return yaml.safe_dump({"deployments": deployments}, sort_keys=False)
+
+
+def entry(
+    name: str, path: str, pool: str, job_variables: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    work_pool: dict[str, Any] = {"name": pool}
+    if job_variables is not None:
+        work_pool["job_variables"] = job_variables
+    return {"name": name, "entrypoint": f"{path}:main", "work_pool": work_pool, **extra}
+
+
+async def create_pool(name: str, pool_type: str = "process") -> None:
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=name, type=pool_type))
+
+
+def apply(source: str, **options: Any) -> tuple[Report, Any]:
+    report, state = run_sync(run_apply(source, **options))
+    assert isinstance(report, Report), (state, report)
+    return report, state
+
+
+async def read_deployments(tag: str) -> dict[str, Any]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+
+    async with get_client() as client:
+        found = await client.read_deployments(
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[tag]))
+        )
+        return {d.name: d for d in found}
+
+
+@pytest.fixture
+def repo(remote: GitRemote) -> dict[str, str]:
+    """Three flows of unique names, a process pool, a prefect.yaml; committed and pushed."""
+    token = unique("t")
+    pool = f"pool-{token}"
+    run_sync(create_pool(pool))
+    names = {"a": f"alpha-{token}", "b": f"beta-{token}", "c": f"gamma-{token}"}
+    remote.commit(
+        {
+            "flows/a.py": flow_file(names["a"]),
+            "flows/b.py": flow_file(names["b"]),
+            "flows/c.py": flow_file(names["c"]),
+            "prefect.yaml": prefect_yaml(
+                pool,
+                [
+                    entry(
+                        "a-prod", "flows/a.py", pool,
+                        parameters={"x": 1},
+                        schedules=[{"cron": "0 3 * * *", "timezone": "UTC"}],
+                        job_variables={"env": {"LEVEL": "info"}},
+                    ),
+                    entry(
+                        "b-prod", "flows/b.py", pool,
+                        triggers=[{"enabled": True, "match": {"prefect.resource.id": "x.y"},
+                                   "expect": ["external.happened"]}],
+                    ),
+                    entry("c-prod", "flows/c.py", pool),
+                ],
+            ),
+        },
+        "initial",
+    )  # fmt: skip
+    return {"pool": pool, "token": token, **names}
+
+
+def test_task_runs_are_the_named_steps(source_block: str, repo: dict[str, str]) -> None:
+    report, state = apply(source_block)
+    assert state.is_completed(), state.message
+    assert report.counts["create"] == 3
+
+    async def task_runs() -> list[tuple[str, str]]:
+        from prefect import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                )
+            )
+        return sorted((r.name, r.state.type.value) for r in runs)
+
+    a, b, c = (f"{repo[k]}/{k}-prod" for k in "abc")
+    assert run_sync(task_runs()) == sorted(
+        [
+            ("fetch-source", "COMPLETED"),
+            ("discover-flows", "COMPLETED"),
+            ("read-live-deployments", "COMPLETED"),
+            ("plan", "COMPLETED"),
+            (f"register[{a}]", "COMPLETED"),
+            (f"register[{b}]", "COMPLETED"),
+            (f"register[{c}]", "COMPLETED"),
+            ("report", "COMPLETED"),
+        ]
+    )
+
+
+def test_second_run_on_the_same_commit_writes_nothing(
+    source_block: str, repo: dict[str, str]
+) -> None:
+    first, _ = apply(source_block)
+    assert first.counts["create"] == 3
+    before = run_sync(read_deployments(f"source:{source_block}"))
+    second, state = apply(source_block)
+    assert state.is_completed()
+    assert second.counts == {
+        "create": 0, "update": 0, "unchanged": 3, "prune": 0, "keep": 0, "conflict": 0,
+    }  # fmt: skip
+    after = run_sync(read_deployments(f"source:{source_block}"))
+    assert {n: d.updated for n, d in after.items()} == {n: d.updated for n, d in before.items()}
+
+
+def test_change_three_fields_updates_only_that_deployment(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    apply(source_block)
+    pool = repo["pool"]
+    remote.commit(
+        {
+            "prefect.yaml": prefect_yaml(
+                pool,
+                [
+                    entry(
+                        "a-prod", "flows/a.py", pool,
+                        parameters={"x": 2},
+                        schedules=[{"cron": "30 4 * * *", "timezone": "UTC"}],
+                        job_variables={"env": {"LEVEL": "debug"}},
+                    ),
+                    entry(
+                        "b-prod", "flows/b.py", pool,
+                        triggers=[{"enabled": True, "match": {"prefect.resource.id": "x.y"},
+                                   "expect": ["external.happened"]}],
+                    ),
+                    entry("c-prod", "flows/c.py", pool),
+                ],
+            )
+        },
+        "three changes",
+    )  # fmt: skip
+    report, state = apply(source_block)
+    assert state.is_completed()
+    (update,) = [i for i in report.items if i.action == "update"]
+    assert update.deployment == f"{repo['a']}/a-prod"
+    assert set(update.fields) == {"parameters", "schedules", "job_variables"}
+    assert report.count("unchanged") == 2
+    diffs = {d["field"]: (d["old"], d["new"]) for d in update.diffs}
+    assert diffs["parameters"] == ({"x": 1}, {"x": 2})
+    assert diffs["job_variables"] == ({"env": {"LEVEL": "info"}}, {"env": {"LEVEL": "debug"}})
+
+
+def test_removed_flow_is_pruned_with_its_automation(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    apply(source_block)
+    deployments = run_sync(read_deployments(f"source:{source_block}"))
+    b_id = deployments["b-prod"].id
+    unmanaged_id = run_sync(_create_unmanaged(repo["b"], "hand-made"))
+    pool = repo["pool"]
+    remote.commit(
+        {
+            "flows/b.py": None,
+            "flows/d.py": flow_file(f"delta-{repo['token']}"),
+            "prefect.yaml": prefect_yaml(
+                pool,
+                [
+                    entry("a-prod", "flows/a.py", pool, parameters={"x": 1},
+                          schedules=[{"cron": "0 3 * * *", "timezone": "UTC"}],
+                          job_variables={"env": {"LEVEL": "info"}}),
+                    entry("c-prod", "flows/c.py", pool),
+                    entry("d-prod", "flows/d.py", pool),
+                ],
+            ),
+        },
+        "remove b",
+    )  # fmt: skip
+    report, state = apply(source_block)
+    assert state.is_completed(), state.message
+    assert [i.deployment for i in report.items if i.action == "prune"] == [f"{repo['b']}/b-prod"]
+    assert "b-prod" not in run_sync(read_deployments(f"source:{source_block}"))
+    assert run_sync(_owned_automations(b_id)) == []
+    assert run_sync(_exists(unmanaged_id))
+
+
+async def _create_unmanaged(flow_name: str, name: str) -> Any:
+    from prefect import get_client
+
+    async with get_client() as client:
+        flow_id = await client.create_flow_from_name(flow_name)
+        return await client.create_deployment(flow_id=flow_id, name=name, tags=["team"])
+
+
+async def _owned_automations(deployment_id: Any) -> list[str]:
+    from prefect import get_client
+
+    async with get_client() as client:
+        automations = await client.read_automations()
+    return [
+        a.name for a in automations if a.owner_resource == f"prefect.deployment.{deployment_id}"
+    ]
+
+
+async def _exists(deployment_id: Any) -> bool:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            await client.read_deployment(deployment_id)
+        except ObjectNotFound:
+            return False
+    return True
+
+
+def test_name_taken_by_an_unmanaged_deployment_is_a_conflict(
+    source_block: str, repo: dict[str, str]
+) -> None:
+    unmanaged = run_sync(_create_unmanaged(repo["c"], "c-prod"))
+    report, state = apply(source_block)
+    assert state.is_failed()
+    (conflict,) = [i for i in report.items if i.action == "conflict"]
+    assert conflict.deployment == f"{repo['c']}/c-prod"
+    assert report.count("create", "done") == 2
+    assert run_sync(_exists(unmanaged))
+
+
+def test_unknown_work_pool_fails_only_its_deployment_and_skips_prune(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    apply(source_block)
+    pool = repo["pool"]
+    remote.commit(
+        {
+            "prefect.yaml": prefect_yaml(
+                pool,
+                [
+                    entry("a-prod", "flows/a.py", pool, parameters={"x": 5},
+                          schedules=[{"cron": "0 3 * * *", "timezone": "UTC"}],
+                          job_variables={"env": {"LEVEL": "info"}}),
+                    entry("b-prod", "flows/b.py", f"no-such-pool-{repo['token']}"),
+                ],
+            ),
+            "flows/c.py": None,
+        },
+        "bad pool, drop c",
+    )  # fmt: skip
+    report, state = apply(source_block)
+    assert state.is_failed()
+    statuses = {(i.deployment.split("/")[1], i.action): i.status for i in report.items}
+    assert statuses[("a-prod", "update")] == "done"
+    assert statuses[("b-prod", "update")] == "failed"
+    assert statuses[("c-prod", "prune")] == "skipped"
+    failed = next(i for i in report.items if i.status == "failed")
+    assert "no-such-pool" in (failed.detail or "")
+    assert "c-prod" in run_sync(read_deployments(f"source:{source_block}"))
+    assert "b-prod" in (state.message or "")
+
+
+def test_dry_run_changes_nothing(source_block: str, repo: dict[str, str]) -> None:
+    report, state = apply(source_block, dry_run=True)
+    assert state.is_completed()
+    assert {i.status for i in report.items} == {"planned"}
+    assert run_sync(read_deployments(f"source:{source_block}")) == {}
+
+
+def test_ref_as_a_commit_sha_deploys_that_commit(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    first = remote.commit({}, "empty")
+    remote.commit({"flows/e.py": flow_file(f"eps-{repo['token']}")}, "add e")
+    report, _ = apply(source_block, ref=first)
+    assert report.commit == first
+    assert report.counts["create"] == 3
+    latest, _ = apply(source_block)
+    assert latest.counts["create"] == 1  # the default deployment of flows/e.py
+
+
+def test_two_runs_do_not_interleave(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    """Two concurrent reconciles of one source: the second reads what the first wrote."""
+    first_sha = remote.commit({}, "one")
+
+    async def both() -> list[Any]:
+        return await asyncio.gather(run_apply(source_block, ref=first_sha), run_apply(source_block))
+
+    (r1, s1), (r2, s2) = run_sync(both())
+    assert s1.is_completed() and s2.is_completed()
+    # exactly one of them created the deployments; the other saw them and did nothing
+    assert sorted([r1.counts["create"], r2.counts["create"]]) == [0, 3]
+
+
+def _yaml_without(repo: dict[str, str], *drop: str) -> str:
+    pool = repo["pool"]
+    entries = {
+        "a": entry("a-prod", "flows/a.py", pool, parameters={"x": 1},
+                   schedules=[{"cron": "0 3 * * *", "timezone": "UTC"}],
+                   job_variables={"env": {"LEVEL": "info"}}),
+        "b": entry("b-prod", "flows/b.py", pool,
+                   triggers=[{"enabled": True, "match": {"prefect.resource.id": "x.y"},
+                              "expect": ["external.happened"]}]),
+        "c": entry("c-prod", "flows/c.py", pool),
+    }  # fmt: skip
+    return prefect_yaml(pool, [e for k, e in entries.items() if k not in drop])
+
+
+def test_guard_a_file_with_a_problem_keeps_its_deployment(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    apply(source_block)
+    remote.commit({"flows/c.py": "from prefect import flow\n@flow\ndef main(:\n"}, "break c")
+    report, state = apply(source_block)
+    assert state.is_failed()  # the syntax error is an error of the run
+    (keep,) = [i for i in report.items if i.action == "keep"]
+    assert keep.deployment == f"{repo['c']}/c-prod"
+    assert "flows/c.py failed to parse" in (keep.detail or "")
+    assert "c-prod" in run_sync(read_deployments(f"source:{source_block}"))
+
+
+def test_guard_b_mass_prune_is_refused_unless_forced(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    apply(source_block)
+    remote.commit(
+        {"flows/b.py": None, "flows/c.py": None, "prefect.yaml": _yaml_without(repo, "b", "c")},
+        "remove two of three",
+    )
+    report, _ = apply(source_block)
+    assert report.count("prune") == 0 and report.count("keep") == 2
+    assert all("refused as a whole" in (i.detail or "") for i in report.items if i.action == "keep")
+    assert len(run_sync(read_deployments(f"source:{source_block}"))) == 3
+    forced, state = apply(source_block, force_prune=True)
+    assert state.is_completed()
+    assert forced.count("prune", "done") == 2
+    assert set(run_sync(read_deployments(f"source:{source_block}"))) == {"a-prod"}
+
+
+def test_guard_c_protected_deployment_is_never_pruned(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    apply(source_block)
+    run_sync(_add_tag(source_block, "c-prod", "deploy-manager:protect"))
+    remote.commit({"flows/c.py": None, "prefect.yaml": _yaml_without(repo, "c")}, "remove c")
+    report, _ = apply(source_block, force_prune=True)
+    (keep,) = [i for i in report.items if i.action == "keep"]
+    assert "never pruned" in (keep.detail or "")
+    assert "c-prod" in run_sync(read_deployments(f"source:{source_block}"))
+
+
+async def _add_tag(source: str, name: str, tag: str) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    deployment = (await read_deployments(f"source:{source}"))[name]
+    async with get_client() as client:
+        await client.update_deployment(
+            deployment.id, DeploymentUpdate(tags=[*deployment.tags, tag])
+        )

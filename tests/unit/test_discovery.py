@@ -1,0 +1,323 @@
+"""Discovery finds flows and deployments without running repository code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from control_plane.discovery import discover, parse_flow_file
+from control_plane.environments import RepositoryConfig
+from tests.conftest import EXAMPLES, REPO_ROOT
+
+HOSTILE_TOP_LEVELS = {
+    "writes_marker.py": """
+        import pathlib
+        pathlib.Path({marker!r}).write_text("ran")
+        from prefect import flow
+
+        @flow
+        def marker_flow(x: int = 1):
+            return x
+    """,
+    "exits.py": """
+        import sys
+        sys.exit(3)
+        from prefect import flow
+
+        @flow(name="exit-flow")
+        def exits():
+            pass
+    """,
+    "imports_missing.py": """
+        import this_module_does_not_exist_anywhere
+        from prefect import flow
+
+        @flow
+        def needs_missing(n: int = 2) -> int:
+            return n
+    """,
+    "loops.py": """
+        from prefect import flow
+        while True:
+            pass
+
+        @flow
+        def after_the_loop(s: str = "x"):
+            return s
+    """,
+}
+
+
+def test_hostile_top_levels_are_never_run(write_repo, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    repo = write_repo(
+        {
+            name: text.replace("{marker!r}", repr(str(marker)))
+            for name, text in HOSTILE_TOP_LEVELS.items()
+        }
+    )
+    # In a subprocess with a timeout: if discovery ran the loop, this would time out, and
+    # sys.exit would end the process with 3 before printing anything.
+    completed = subprocess.run(
+        [sys.executable, "-m", "control_plane.cli", "discover", str(repo), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    import json
+
+    found = {f["name"]: f["entrypoint"] for f in json.loads(completed.stdout)["flows"]}
+    assert found == {
+        "marker-flow": "writes_marker.py:marker_flow",
+        "exit-flow": "exits.py:exits",
+        "needs-missing": "imports_missing.py:needs_missing",
+        "after-the-loop": "loops.py:after_the_loop",
+    }
+    assert not marker.exists()
+
+
+FLOW_FORMS = [
+    ("from prefect import flow\n@flow\ndef a_b(): pass\n", "a-b", "a_b"),
+    ("from prefect import flow\n@flow()\ndef a_b(): pass\n", "a-b", "a_b"),
+    (
+        "from prefect import flow\n@flow(name='Explicit Name')\ndef a(): pass\n",
+        "Explicit Name",
+        "a",
+    ),
+    ("import prefect\n@prefect.flow\ndef p_flow(): pass\n", "p-flow", "p_flow"),
+    ("import prefect as pf\n@pf.flow(retries=2)\ndef p_flow(): pass\n", "p-flow", "p_flow"),
+    (
+        "from prefect import flow as pipeline\n@pipeline\ndef aliased(): pass\n",
+        "aliased",
+        "aliased",
+    ),
+    ("from prefect.flows import flow\n@flow\ndef from_flows(): pass\n", "from-flows", "from_flows"),
+    ("from prefect import flow\n@flow\nasync def co(): pass\n", "co", "co"),
+    ("from prefect import flow\ndef fn(): pass\nmy_flow = flow(fn)\n", "fn", "my_flow"),
+    (
+        "from prefect import flow\ndef fn(): pass\nmy_flow = flow(name='assigned')(fn)\n",
+        "assigned",
+        "my_flow",
+    ),
+    ("import prefect.flows\n@prefect.flows.flow\ndef deep(): pass\n", "deep", "deep"),
+    (
+        "try:\n    from prefect import flow\nexcept ImportError:\n    flow = None\n"
+        "@flow\ndef t(): pass\n",
+        "t",
+        "t",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "name", "attribute"), FLOW_FORMS)
+def test_flow_forms(source: str, name: str, attribute: str) -> None:
+    flows, problems = parse_flow_file(source.encode(), "pkg/mod.py")
+    assert [(f.name, f.entrypoint) for f in flows] == [(name, f"pkg/mod.py:{attribute}")]
+    assert [p for p in problems if p.severity == "error"] == []
+
+
+def test_names_and_descriptions_match_prefect(tmp_path: Path) -> None:
+    """Prefect's own Flow object is the oracle for name and description."""
+    source = '''
+from prefect import flow
+
+@flow
+def snake_case_name():
+    """First line.
+
+        Indented more.
+    Back.
+    """
+
+@flow(description="explicit wins")
+def with_description():
+    """ignored docstring"""
+
+@flow(name="n", description=None)
+def no_description():
+    pass
+'''
+    module = tmp_path / "oracle_mod.py"
+    module.write_text(source)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import oracle_mod  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path))
+    flows, _ = parse_flow_file(source.encode(), "oracle_mod.py")
+    ours = {f.function: (f.name, f.description) for f in flows}
+    theirs = {
+        attr: (getattr(oracle_mod, attr).name, getattr(oracle_mod, attr).description)
+        for attr in ("snake_case_name", "with_description", "no_description")
+    }
+    assert ours == theirs
+
+
+def test_not_a_flow_without_prefect_import() -> None:
+    source = b"def flow(f): return f\n@flow\ndef looks_like_one(): pass\n"
+    assert parse_flow_file(source, "x.py") == ([], [])
+
+
+def test_syntax_error_does_not_hide_good_files(write_repo) -> None:
+    repo = write_repo(
+        {
+            "good.py": "from prefect import flow\n@flow\ndef good(): pass\n",
+            "bad.py": "from prefect import flow\n@flow\ndef bad(:\n",
+        }
+    )
+    result = discover(repo)
+    assert [f.entrypoint for f in result.flows] == ["good.py:good"]
+    assert [(p.file, p.line, p.code) for p in result.problems] == [("bad.py", 3, "syntax-error")]
+    assert result.failed_files == {"bad.py"}
+
+
+def test_non_literal_name_is_a_warning_and_falls_back(write_repo) -> None:
+    flows, problems = parse_flow_file(
+        b"from prefect import flow\nNAME='x'\n@flow(name=NAME)\ndef fn(): pass\n", "m.py"
+    )
+    assert [f.name for f in flows] == ["fn"]
+    assert [(p.code, p.severity, p.line) for p in problems] == [("dynamic-flow-name", "warning", 3)]
+
+
+def test_banned_characters_in_flow_name() -> None:
+    flows, problems = parse_flow_file(
+        b"from prefect import flow\n@flow(name='a/b')\ndef fn(): pass\n", "m.py"
+    )
+    assert flows == []
+    assert [(p.code, p.line) for p in problems] == [("invalid-flow-name", 2)]
+
+
+def test_undecodable_and_null_bytes(write_repo) -> None:
+    repo = write_repo({"ok.py": "from prefect import flow\n@flow\ndef ok(): pass\n"})
+    (repo / "latin.py").write_bytes(b"# flow \xff\xfe\n")
+    (repo / "nul.py").write_bytes(b"flow = 1\x00\n")
+    result = discover(repo)
+    assert [f.name for f in result.flows] == ["ok"]
+    codes = {p.file: p.code for p in result.problems}
+    assert codes["latin.py"] == "unreadable-file"
+    # Python raises SyntaxError or ValueError for NUL bytes depending on the patch release
+    assert codes["nul.py"] in ("syntax-error", "unparsable-file")
+    assert set(codes) == {"latin.py", "nul.py"}
+
+
+IGNORED_LAYOUT = {
+    "flows/kept.py": "from prefect import flow\n@flow\ndef kept(): pass\n",
+    ".venv/lib/site.py": "from prefect import flow\n@flow\ndef venv_flow(): pass\n",
+    "env/pyvenv.cfg": "home = /usr\n",
+    "env/lib/x.py": "from prefect import flow\n@flow\ndef env_flow(): pass\n",
+    "node_modules/pkg/x.py": "from prefect import flow\n@flow\ndef nm(): pass\n",
+    "build_output/x.py": "from prefect import flow\n@flow\ndef gitignored(): pass\n",
+    "sub/.gitignore": "local_*.py\n",
+    "sub/local_scratch.py": "from prefect import flow\n@flow\ndef nested_ignored(): pass\n",
+    "sub/real.py": "from prefect import flow\n@flow\ndef sub_real(): pass\n",
+    "notes/draft.py": "from prefect import flow\n@flow\ndef prefectignored(): pass\n",
+    "scratch/x.py": "from prefect import flow\n@flow\ndef excluded(): pass\n",
+    ".gitignore": "build_output/\n",
+    ".prefectignore": "# comment\nnotes/\n",
+}
+
+
+def test_ignore_rules(write_repo) -> None:
+    repo = write_repo(IGNORED_LAYOUT)
+    result = discover(repo, RepositoryConfig(exclude=("scratch/**",)))
+    assert sorted(f.name for f in result.flows) == ["kept", "sub-real"]
+
+
+def test_symlink_out_of_the_repository_is_not_followed(write_repo, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.py"
+    outside.write_text("from prefect import flow\n@flow\ndef outside(): pass\n")
+    repo = write_repo({"in.py": "from prefect import flow\n@flow\ndef inside(): pass\n"})
+    os.symlink(outside, repo / "link.py")
+    result = discover(repo)
+    assert [f.name for f in result.flows] == ["inside"]
+    assert [(p.file, p.code) for p in result.problems] == [("link.py", "symlink-outside-repo")]
+
+
+def test_default_deployments_and_switch(write_repo) -> None:
+    repo = write_repo(
+        {
+            "a.py": (
+                "from prefect import flow\n@flow\ndef listed(): pass\n@flow\ndef unlisted(): pass\n"
+            ),
+            "prefect.yaml": "deployments:\n  - name: prod\n    entrypoint: a.py:listed\n",
+        }
+    )
+    result = discover(repo)
+    assert sorted((d.flow.name, d.name, d.is_default) for d in result.deployments) == [
+        ("listed", "prod", False),
+        ("unlisted", "unlisted", True),
+    ]
+    off = discover(repo, RepositoryConfig(default_deployments=False))
+    assert [(d.flow.name, d.name) for d in off.deployments] == [("listed", "prod")]
+
+
+def test_entrypoint_to_a_function_that_is_not_a_flow(write_repo) -> None:
+    repo = write_repo(
+        {
+            "a.py": "from prefect import flow\ndef helper(): pass\n@flow\ndef real(): pass\n",
+            "prefect.yaml": "deployments:\n  - name: d\n    entrypoint: a.py:helper\n",
+        }
+    )
+    result = discover(repo)
+    problem = next(p for p in result.problems if p.code == "entrypoint-not-a-flow")
+    assert (problem.file, problem.line) == ("prefect.yaml", 2)
+    assert "'helper'" in problem.message and "real" in problem.message
+
+
+def test_duplicate_deployments_across_files(write_repo) -> None:
+    repo = write_repo(
+        {
+            "a.py": "from prefect import flow\n@flow\ndef f(): pass\n",
+            "prefect.yaml": "deployments:\n  - name: d\n    entrypoint: a.py:f\n",
+            "sub/prefect.yaml": "deployments:\n  - name: d\n    entrypoint: a.py:f\n",
+        }
+    )
+    result = discover(repo)
+    assert result.deployments == ()
+    assert sorted((p.file, p.code) for p in result.problems) == [
+        ("prefect.yaml", "duplicate-deployment"),
+        ("sub/prefect.yaml", "duplicate-deployment"),
+    ]
+
+
+def test_dependencies_are_the_nearest_files(write_repo) -> None:
+    repo = write_repo(
+        {
+            "pyproject.toml": "[project]\nname='x'\n",
+            "team/requirements.txt": "pandas\n",
+            "team/Dockerfile": "FROM python\n",
+            "team/jobs/f.py": "from prefect import flow\n@flow\ndef f(): pass\n",
+        }
+    )
+    (flow,) = discover(repo).flows
+    assert flow.dependencies == ("pyproject.toml", "team/requirements.txt", "team/Dockerfile")
+
+
+def test_examples_repository() -> None:
+    result = discover(EXAMPLES)
+    assert [p for p in result.problems if p.severity == "error"] == []
+    assert sorted((d.flow.name, d.name, d.is_default) for d in result.deployments) == [
+        ("build-report", "weekly-report", False),
+        ("daily-etl", "daily", False),
+        ("retrain-model", "retrain", False),
+        ("vacuum-warehouse", "vacuum-warehouse", True),
+    ]
+
+
+def test_discovery_does_not_import_prefect() -> None:
+    code = (
+        "import sys; from pathlib import Path; from control_plane.discovery import discover; "
+        f"discover(Path({str(EXAMPLES)!r})); "
+        "print(sorted(m for m in sys.modules if m == 'prefect' or m.startswith('prefect.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+    )
+    assert out.stdout.strip() == "[]"

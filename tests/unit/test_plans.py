@@ -1,0 +1,175 @@
+"""The pure plan: create, update with diffs, unchanged, prune, keep, conflict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from control_plane.deployments import (
+    LABEL_SOURCE_FILE,
+    MANAGED_TAG,
+    PROTECT_TAG,
+    DeploymentSpec,
+)
+from control_plane.plans import LiveDeployment, PlanPolicy, compute, render_table
+
+SCOPE = frozenset({MANAGED_TAG, "source:repo", "env:production"})
+
+
+def spec(name: str, flow: str = "etl", **fields: Any) -> DeploymentSpec:
+    values: dict[str, Any] = {
+        "name": name,
+        "flow_name": flow,
+        "entrypoint": f"flows/{flow}.py:{flow}",
+        "source_file": "prefect.yaml",
+        "flow_file": f"flows/{flow}.py",
+        "environment": "production",
+        "tags": tuple(sorted(SCOPE)),
+        "work_pool_name": "pool",
+        "version": "abc12345",
+    }
+    values.update(fields)
+    return DeploymentSpec(**values)
+
+
+def live_of(desired: DeploymentSpec, **changes: Any) -> LiveDeployment:
+    data = desired.model_dump(
+        include={
+            "name",
+            "flow_name",
+            "entrypoint",
+            "description",
+            "version",
+            "tags",
+            "parameters",
+            "parameter_openapi_schema",
+            "work_pool_name",
+            "work_queue_name",
+            "job_variables",
+            "schedules",
+            "automations",
+            "concurrency_limit",
+            "concurrency_options",
+            "enforce_parameter_schema",
+            "pull_steps",
+        }
+    )
+    data["labels"] = {LABEL_SOURCE_FILE: desired.source_file}
+    data.update(changes)
+    return LiveDeployment(id=f"id-{desired.name}", **data)
+
+
+def policy(**fields: Any) -> PlanPolicy:
+    return PlanPolicy(scope_tags=SCOPE, **fields)
+
+
+def test_create_unchanged_update_with_field_diffs() -> None:
+    a, b, c = spec("a"), spec("b", parameters={"x": 2}), spec("c")
+    live = [live_of(b, parameters={"x": 1}, version="old"), live_of(c, version="older")]
+    plan = compute([a, b, c], live, policy())
+    assert [(ch.action, ch.name) for ch in plan.changes] == [
+        ("create", "etl/a"),
+        ("update", "etl/b"),
+        ("unchanged", "etl/c"),
+    ]
+    (update,) = plan.by_action("update")
+    assert [(d.field, d.old, d.new) for d in update.diffs] == [("parameters", {"x": 1}, {"x": 2})]
+
+
+def test_a_new_commit_alone_changes_nothing() -> None:
+    desired = spec("a", version="new")
+    assert compute([desired], [live_of(desired, version="old")], policy()).counts["unchanged"] == 1
+
+
+def test_paused_is_compared_only_when_declared() -> None:
+    desired = spec("a")
+    assert compute([desired], [live_of(desired, paused=True)], policy()).counts["unchanged"] == 1
+    declared = spec("a", paused=False)
+    plan = compute([declared], [live_of(declared, paused=True)], policy())
+    assert [(d.field, d.old, d.new) for d in plan.changes[0].diffs] == [("paused", True, False)]
+
+
+def test_unmanaged_name_collision_is_a_conflict() -> None:
+    desired = spec("a")
+    foreign = live_of(desired, tags=("team",))
+    plan = compute([desired], [foreign], policy())
+    (change,) = plan.changes
+    assert change.action == "conflict"
+    assert "deploy-manager" in (change.reason or "")
+
+
+def test_unmanaged_and_other_scopes_are_never_pruned() -> None:
+    keep = spec("keep")
+    stray = live_of(spec("stray"), tags=("team",))
+    other_env = live_of(spec("staging"), tags=(MANAGED_TAG, "source:repo", "env:staging"))
+    other_source = live_of(spec("o"), tags=(MANAGED_TAG, "source:other", "env:production"))
+    plan = compute([keep], [live_of(keep), stray, other_env, other_source], policy())
+    assert [(c.action, c.name) for c in plan.changes] == [("unchanged", "etl/keep")]
+
+
+def managed(n: int) -> list[LiveDeployment]:
+    return [live_of(spec(f"d{i}")) for i in range(n)]
+
+
+def test_prune_within_the_fraction() -> None:
+    live = managed(4)
+    plan = compute([spec("d0"), spec("d1"), spec("d2")], live, policy())
+    assert [c.name for c in plan.by_action("prune")] == ["etl/d3"]
+
+
+@pytest.mark.parametrize(("kept", "total"), [(1, 4), (0, 3)])
+def test_prune_refused_as_a_whole_beyond_the_fraction_or_all(kept: int, total: int) -> None:
+    live = managed(total)
+    desired = [spec(f"d{i}") for i in range(kept)]
+    plan = compute(desired, live, policy())
+    assert plan.by_action("prune") == ()
+    keeps = plan.by_action("keep")
+    assert len(keeps) == total - kept
+    assert all("refused as a whole" in (c.reason or "") for c in keeps)
+    forced = compute(desired, live, policy(force_prune=True))
+    assert len(forced.by_action("prune")) == total - kept
+
+
+def test_protected_deployment_is_never_pruned() -> None:
+    protected = live_of(spec("p"), tags=(*sorted(SCOPE), PROTECT_TAG))
+    plan = compute(
+        [spec("a"), spec("b")], [live_of(spec("a")), live_of(spec("b")), protected], policy()
+    )
+    (keep,) = plan.by_action("keep")
+    assert keep.name == "etl/p" and PROTECT_TAG in (keep.reason or "")
+
+
+def test_deployment_whose_file_failed_is_kept() -> None:
+    gone = live_of(spec("gone", flow="broken"))
+    plan = compute(
+        [spec("a"), spec("b")],
+        [live_of(spec("a")), live_of(spec("b")), gone],
+        policy(failed_files=frozenset({"flows/broken.py"})),
+    )
+    (keep,) = plan.by_action("keep")
+    assert "flows/broken.py failed to parse" in (keep.reason or "")
+
+
+def test_prune_switched_off() -> None:
+    plan = compute([spec("a")], [live_of(spec("a")), live_of(spec("b"))], policy(prune=False))
+    assert [(c.action, c.reason) for c in plan.by_action("keep")] == [
+        ("keep", "pruning is switched off for this run")
+    ]
+
+
+def test_images_to_build_are_distinct() -> None:
+    step = {
+        "prefect_docker.deployments.steps.build_docker_image": {"image_name": "reg/app", "tag": "t"}
+    }
+    plan = compute([spec("a", build_steps=(step,)), spec("b", build_steps=(step,))], [], policy())
+    assert [(i.image_name, i.used_by) for i in plan.images] == [("reg/app", ("etl/a", "etl/b"))]
+
+
+def test_render_table_lists_every_change_and_the_diffs() -> None:
+    b = spec("b", parameters={"x": 2})
+    plan = compute([spec("a"), b], [live_of(b, parameters={"x": 1})], policy())
+    table = render_table(plan)
+    assert "create" in table and "etl/a" in table
+    assert 'parameters: {"x": 1} -> {"x": 2}' in table
+    assert table.endswith("plan: 1 create, 1 update")

@@ -1,0 +1,103 @@
+"""The pure steps of a reconcile: desired state, pinned pull steps, the report."""
+
+from __future__ import annotations
+
+from control_plane.discovery import discover
+from control_plane.plans import LiveDeployment
+from control_plane.reconcile import (
+    GIT_CLONE_STEP,
+    Outcome,
+    ReconcileOptions,
+    build_desired,
+    build_report,
+    compute_plan,
+    finalize_specs,
+    prune_skip_reason,
+    render_report_table,
+)
+from control_plane.sources import Checkout
+from tests.conftest import EXAMPLES
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def checkout(branch: str | None = "main") -> Checkout:
+    return Checkout(
+        path=EXAMPLES, source="examples", commit=SHA, branch=branch, remote_url="https://x/r.git"
+    )
+
+
+def test_desired_maps_the_branch_and_tags_ownership() -> None:
+    desired = build_desired(checkout("feature/x"), discover(EXAMPLES), ReconcileOptions())
+    assert desired.environment.name == "preview"
+    names = sorted(s.full_name for s in desired.specs)
+    assert "daily-etl/daily-feature-x" in names
+    assert desired.scope_tags == {
+        "deploy-manager", "source:examples", "env:preview", "branch:feature-x",
+    }  # fmt: skip
+    spec = next(s for s in desired.specs if s.flow_name == "daily-etl")
+    assert desired.scope_tags <= set(spec.tags)
+    assert spec.version == SHA[:8]
+    assert spec.parameters["dry_run"] is True  # the environment's default, the flow accepts it
+
+
+def test_only_selects_by_glob() -> None:
+    desired = build_desired(checkout(), discover(EXAMPLES), ReconcileOptions(only=("daily-*",)))
+    assert [s.full_name for s in desired.specs] == ["daily-etl/daily"]
+
+
+def test_process_pools_get_a_clone_pinned_to_the_commit() -> None:
+    desired = build_desired(checkout(), discover(EXAMPLES), ReconcileOptions())
+    specs = finalize_specs(desired.specs, [], {"local-process": "process"}, checkout())
+    for spec in specs:
+        assert spec.pull_steps == (
+            {GIT_CLONE_STEP: {"repository": "https://x/r.git", "commit_sha": SHA}},
+        )
+    docker = finalize_specs(desired.specs, [], {"local-process": "docker"}, checkout())
+    assert all(spec.pull_steps is None for spec in docker)
+
+
+def test_a_new_commit_with_the_same_code_is_unchanged() -> None:
+    desired = build_desired(checkout(), discover(EXAMPLES), ReconcileOptions())
+    specs = finalize_specs(desired.specs, [], {"local-process": "process"}, checkout())
+    live = [
+        LiveDeployment(
+            id=f"id-{i}",
+            **spec.model_dump(
+                include={
+                    "name", "flow_name", "entrypoint", "description", "tags", "parameters",
+                    "parameter_openapi_schema", "work_pool_name", "work_queue_name",
+                    "job_variables", "schedules", "automations", "concurrency_limit",
+                    "concurrency_options", "enforce_parameter_schema", "pull_steps",
+                }
+            ),
+        )
+        for i, spec in enumerate(specs)
+    ]  # fmt: skip
+    newer = Checkout(**{**checkout().__dict__, "commit": "f" * 40})
+    desired2 = build_desired(newer, discover(EXAMPLES), ReconcileOptions())
+    specs2 = finalize_specs(desired2.specs, live, {"local-process": "process"}, newer)
+    plan = compute_plan(desired2, specs2, live, ReconcileOptions())
+    assert plan.counts["unchanged"] == len(specs)
+
+
+def test_report_statuses_and_table() -> None:
+    desired = build_desired(checkout(), discover(EXAMPLES), ReconcileOptions())
+    specs = finalize_specs(desired.specs, [], {}, checkout())
+    plan = compute_plan(desired, specs, [], ReconcileOptions())
+    first, second, *_ = [c.name for c in plan.changes]
+    outcomes = [
+        Outcome(deployment=first, action="create", status="done", deployment_id="abc"),
+        Outcome(deployment=second, action="create", status="failed", detail="pool missing"),
+    ]
+    report = build_report(plan, outcomes, checkout(), desired, ref=None, dry_run=False)
+    assert report.failed
+    assert [i.status for i in report.items[:2]] == ["done", "failed"]
+    table = render_report_table(report)
+    assert "pool missing" in table and "FAILED: 1 change(s)" in table
+
+
+def test_prune_is_skipped_after_a_failed_registration() -> None:
+    assert prune_skip_reason([Outcome(deployment="a/b", action="create", status="done")]) is None
+    reason = prune_skip_reason([Outcome(deployment="a/b", action="update", status="failed")])
+    assert reason is not None and "a/b" in reason
