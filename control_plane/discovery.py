@@ -363,6 +363,7 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
     parsed = 0
     existing = set(files.python)
     existing_all = existing | _dependency_files(root, files.python)
+    graph = _ImportGraph(root, existing)
     for rel in files.python:
         try:
             source = (root / rel).read_bytes()
@@ -372,6 +373,7 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
         if b"flow" not in source:
             continue  # cheap pre-filter: no file without the word can define a flow
         parsed += 1
+        graph.remember(rel, source)
         try:
             found, file_problems = parse_flow_file(source, rel)
         except Exception as exc:  # a bug of ours must not hide the other files
@@ -390,7 +392,6 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
             )
         problems.extend(file_problems)
         flows.extend(_with_dependencies(spec, existing_all) for spec in found)
-    graph = _ImportGraph(root, existing)
     flows = [_with_code(spec, graph) for spec in flows]
 
     yaml_files = tuple(parse_prefect_yaml(root / rel, root) for rel in files.prefect_yaml)
@@ -436,12 +437,21 @@ def _with_dependencies(spec: FlowSpec, existing: set[str]) -> FlowSpec:
 # --- what a flow's code is made of ---------------------------------------------------
 
 
-class _ImportGraph:
-    """Which repository files a Python file imports, resolved without running anything.
+_IMPORT_LINE = re.compile(
+    r"^[ \t]*(?:from[ \t]+(?P<from>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^\n#;]+)"
+    r"|import[ \t]+(?P<modules>[^\n#;]+))",
+    re.MULTILINE,
+)
 
-    Absolute imports are looked up from the repository root and from every directory
-    above the importing file (Prefect puts the flow file's directory on sys.path, and
-    `src/` layouts are common); relative imports from the file's package.
+
+class _ImportGraph:
+    """Which repository files a Python file imports, found without running anything.
+
+    A fingerprint needs the files a flow's code is made of, not an exact import
+    resolver: import statements are read with a regular expression (any depth, also
+    inside functions), absolute imports are looked up from the repository root and from
+    every directory above the importing file (Prefect puts the flow file's directory on
+    sys.path, and `src/` layouts are common), relative imports from the file's package.
     """
 
     def __init__(self, root: Path, python_files: set[str]) -> None:
@@ -449,59 +459,69 @@ class _ImportGraph:
         self.files = python_files
         self._edges: dict[str, tuple[str, ...]] = {}
         self._digests: dict[str, str] = {}
+        self._texts: dict[str, bytes] = {}
+
+    def _read(self, rel: str) -> bytes:
+        if rel not in self._texts:
+            try:
+                self._texts[rel] = (self.root / rel).read_bytes()
+            except OSError:
+                self._texts[rel] = b""
+        return self._texts[rel]
+
+    def remember(self, rel: str, source: bytes) -> None:
+        self._texts[rel] = source
 
     def digest(self, rel: str) -> str:
         if rel not in self._digests:
-            try:
-                data = (self.root / rel).read_bytes()
-            except OSError:
-                data = b""
-            self._digests[rel] = hashlib.sha256(data).hexdigest()
+            self._digests[rel] = hashlib.sha256(self._read(rel)).hexdigest()
         return self._digests[rel]
 
-    def _module_files(self, base: PurePosixPath, dotted: str) -> list[str]:
-        found = []
-        parts = [p for p in dotted.split(".") if p]
-        for i in range(1, len(parts) + 1):
-            stem = base.joinpath(*parts[:i])
-            package = (stem / "__init__.py").as_posix()
-            module = f"{stem.as_posix()}.py"
-            for candidate in (package, module):
-                candidate = candidate.removeprefix("./")
+    def _module_files(self, base: str, dotted: str, found: set[str]) -> None:
+        path = base
+        for part in dotted.split("."):
+            if not part:
+                continue
+            path = f"{path}/{part}" if path else part
+            for candidate in (f"{path}/__init__.py", f"{path}.py"):
                 if candidate in self.files:
-                    found.append(candidate)
-        return found
+                    found.add(candidate)
 
     def imports(self, rel: str) -> tuple[str, ...]:
         if rel in self._edges:
             return self._edges[rel]
-        self._edges[rel] = ()
-        try:
-            tree = ast.parse((self.root / rel).read_bytes())
-        except (SyntaxError, ValueError, OSError, RecursionError, MemoryError):
-            return ()
-        here = PurePosixPath(rel).parent
-        bases = [here, *here.parents]
+        text = self._read(rel).decode("utf-8", errors="replace")
+        here = rel.rpartition("/")[0]
+        bases = [here]
+        while bases[-1]:
+            bases.append(bases[-1].rpartition("/")[0])
         found: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
+        for match in _IMPORT_LINE.finditer(text):
+            if match.group("modules"):
+                for item in match.group("modules").split(","):
+                    module = item.split()[0] if item.split() else ""
                     for base in bases:
-                        found.update(self._module_files(base, alias.name))
-            elif isinstance(node, ast.ImportFrom):
-                names = [a.name for a in node.names if a.name != "*"]
-                if node.level:
-                    base = here
-                    for _ in range(node.level - 1):
-                        base = base.parent
-                    candidates = [base]
-                else:
-                    candidates = bases
-                for base in candidates:
-                    module = node.module or ""
-                    found.update(self._module_files(base, module))
-                    for name in names:
-                        found.update(self._module_files(base, f"{module}.{name}"))
+                        self._module_files(base, module, found)
+                continue
+            source = match.group("from")
+            names = [
+                n.split()[0]
+                for n in match.group("names").strip("()").replace("\\", " ").split(",")
+                if n.split() and n.split()[0] != "*"
+            ]
+            level = len(source) - len(source.lstrip("."))
+            module = source[level:]
+            if level:
+                base = here
+                for _ in range(level - 1):
+                    base = base.rpartition("/")[0]
+                candidates = [base]
+            else:
+                candidates = bases
+            for base in candidates:
+                self._module_files(base, module, found)
+                for name in names:
+                    self._module_files(base, f"{module}.{name}" if module else name, found)
         found.discard(rel)
         self._edges[rel] = tuple(sorted(found))
         return self._edges[rel]

@@ -352,7 +352,12 @@ class _Sequence(list[Any]):
     item_lines: list[int]
 
 
-class _LineLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it (it is ~10x faster than the pure-Python
+# one, and its nodes carry the same marks); the constructors below are Python either way.
+_SafeLoaderBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LineLoader(_SafeLoaderBase):  # type: ignore[valid-type,misc]
     """`yaml.safe_load`, as Prefect uses it, that also records lines and duplicate keys."""
 
     def __init__(self, stream: str) -> None:

@@ -321,3 +321,29 @@ def test_discovery_does_not_import_prefect() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_code_fingerprint_follows_local_imports_only(write_repo) -> None:
+    repo = write_repo(
+        {
+            "pkg/__init__.py": "",
+            "pkg/helpers.py": "X = 1\n",
+            "pkg/other.py": "Y = 1\n",
+            "jobs/etl.py": (
+                "from prefect import flow\nfrom pkg.helpers import X\n"
+                "from . import sibling\n@flow\ndef etl(): pass\n"
+            ),
+            "jobs/sibling.py": "Z = 1\n",
+            "requirements.txt": "pandas\n",
+        }
+    )
+    (flow,) = discover(repo).flows
+    assert flow.local_imports == ("jobs/sibling.py", "pkg/__init__.py", "pkg/helpers.py")
+    before = flow.code_fingerprint
+    (repo / "pkg/other.py").write_text("Y = 2\n")
+    assert discover(repo).flows[0].code_fingerprint == before
+    (repo / "pkg/helpers.py").write_text("X = 2\n")
+    changed = discover(repo).flows[0].code_fingerprint
+    assert changed != before
+    (repo / "requirements.txt").write_text("pandas==2\n")
+    assert discover(repo).flows[0].code_fingerprint != changed
