@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,65 +99,60 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 @_errors_to_exit
 def cmd_plan(args: argparse.Namespace) -> int:
-    from control_plane.deployments import SourceContext, build_deployment_specs, scope_tags
     from control_plane.discovery import discover
-    from control_plane.plans import PlanPolicy, compute, render_table
+    from control_plane.plans import render_table
+    from control_plane.reconcile import ReconcileOptions, build_desired, compute_plan
     from control_plane.sources import read_local_checkout
 
     root = _checkout_dir(args.path)
     checkout = read_local_checkout(root, source=args.source)
-    result = discover(root)
-    branch = args.branch if args.branch is not None else checkout.branch
-    environment = result.config.environment_for(branch, args.environment)
-    context = SourceContext(source=checkout.source, branch=branch, commit=checkout.commit)
-    specs, name_problems = build_deployment_specs(result, environment, context)
-    scope = scope_tags(checkout.source, environment, branch)
-    live: list[Any] = []
+    if args.branch is not None:
+        checkout = replace(checkout, branch=args.branch)
+    options = ReconcileOptions(environment=args.environment, prune=not args.no_prune)
+    desired = build_desired(checkout, discover(root), options)
+    specs, live = desired.specs, []
     if os.environ.get("PREFECT_API_URL"):
-        from control_plane.prefect_api import read_live_deployments_sync
-
-        live = read_live_deployments_sync(scope)
-    problems = (*result.problems, *name_problems)
-    plan = compute(
-        specs,
-        live,
-        PlanPolicy(
-            scope_tags=scope,
-            prune=not args.no_prune,
-            max_prune_fraction=environment.prune.max_fraction,
-            failed_files=result.failed_files | {p.file for p in name_problems},
-            prune_blocked_reason=_prune_blocked(result.problems, environment.prune.enabled),
-        ),
-        problems,
-    )
+        # the same reads and normal forms as the flow, so the plan is the one it would make
+        specs, live = _live_specs(desired, checkout)
+    plan = compute_plan(desired, specs, live, options)
     if args.json:
         _print_json(
             {
                 "source": checkout.source,
-                "branch": branch,
+                "branch": checkout.branch,
                 "commit": checkout.commit,
-                "environment": environment.name,
+                "environment": desired.environment.name,
                 **plan.as_dict(),
             }
         )
     else:
         print(
-            f"source {checkout.source} branch {branch or '-'} commit "
-            f"{(checkout.commit or '-')[:8]} environment {environment.name}"
+            f"source {checkout.source} branch {checkout.branch or '-'} commit "
+            f"{(checkout.commit or '-')[:8]} environment {desired.environment.name}"
         )
         print(render_table(plan))
-        for problem in problems:
+        for problem in desired.problems:
             print(problem.render(), file=sys.stderr)
-    has_errors = any(p.severity == "error" for p in problems) or plan.by_action("conflict")
+    has_errors = any(p.severity == "error" for p in desired.problems) or plan.by_action("conflict")
     return EXIT_PROBLEMS if has_errors else EXIT_OK
 
 
-def _prune_blocked(problems: Sequence[Any], enabled: bool) -> str | None:
-    if not enabled:
-        return "the environment's prune policy is switched off"
-    if any(p.code == "invalid-config" for p in problems):
-        return "deploy-manager.yaml failed to parse; nothing is pruned until it is fixed"
-    return None
+def _live_specs(desired: Any, checkout: Any) -> tuple[Any, list[Any]]:
+    import asyncio
+
+    from prefect import get_client
+
+    from control_plane.prefect_api import PrefectDeployments
+    from control_plane.reconcile import finalize_specs
+
+    async def read() -> tuple[list[Any], dict[str, str]]:
+        async with get_client() as client:
+            api = PrefectDeployments(client)
+            live = await api.read_live(desired.scope_tags, [s.name for s in desired.specs])
+            return live, await api.read_work_pool_types()
+
+    live, pools = asyncio.run(read())
+    return finalize_specs(desired.specs, live, pools, checkout), live
 
 
 def _block_name(path_or_url: str) -> str:

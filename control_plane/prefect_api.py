@@ -398,16 +398,3 @@ def to_live(
         paused=response.paused,
         pull_steps=tuple(response.pull_steps) if response.pull_steps else None,
     )
-
-
-def read_live_deployments_sync(scope_tags: frozenset[str]) -> list[LiveDeployment]:
-    """For the CLI: the managed deployments in scope at PREFECT_API_URL."""
-    import asyncio
-
-    from prefect import get_client
-
-    async def read() -> list[LiveDeployment]:
-        async with get_client() as client:
-            return await PrefectDeployments(client).read_live(scope_tags, ())
-
-    return asyncio.run(read())

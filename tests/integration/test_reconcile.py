@@ -393,3 +393,26 @@ async def _add_tag(source: str, name: str, tag: str) -> None:
         await client.update_deployment(
             deployment.id, DeploymentUpdate(tags=[*deployment.tags, tag])
         )
+
+
+def test_cli_plan_against_the_server_matches_the_flow(
+    prefect_server: Any, source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    """`deploy-manager plan` reads the server as the flow does: after an apply, no changes."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    apply(source_block)
+    result = subprocess.run(
+        [sys.executable, "-m", "control_plane.cli", "plan", str(remote.work),
+         "--source", source_block, "--json"],
+        capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=120,
+        env=prefect_server.environment(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["counts"]["unchanged"] == 3, plan["changes"]
+    assert plan["counts"]["create"] + plan["counts"]["update"] == 0
