@@ -201,7 +201,7 @@ async def run_apply(
         only=list(only) or None,
         return_state=True,
     )
-    report = await state.result(raise_on_failure=False)
+    report = await state.aresult(raise_on_failure=False)
     return report, state
 
 

@@ -45,14 +45,11 @@ REGISTER_CONCURRENCY = 8
 
 
 def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
-    """Retry only what a retry can fix: an unreachable or overloaded API, a flaky clone."""
-    try:
-        state.result()
-    except TransientError:
-        return True
-    except Exception:
-        return False
-    return False
+    """Retry only what a retry can fix: an unreachable or overloaded API, a flaky clone.
+
+    Prefect hands the exception over as the failed state's data.
+    """
+    return isinstance(state.data, TransientError)
 
 
 def _artifact_key(kind: str, source: str) -> str:
@@ -166,7 +163,7 @@ async def _run_change(task_fn: Any, change: Change, limit: asyncio.Semaphore) ->
             change, return_state=True
         )
     try:
-        return await state.result()
+        return await state.aresult()
     except Exception as exc:
         return Outcome(
             deployment=change.name, action=change.action, status="failed",
