@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import importlib
 import re
-import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from inspect import cleandoc
 from typing import Any, Final, NamedTuple
@@ -250,24 +250,14 @@ _SCHEMA_HOOKS: Final = frozenset(
         "model_json_schema",
     }
 )
-# Decorators that change how a model's instances validate or serialize (so an instance
-# used as a default cannot be rebuilt without them); they do not change the schema.
-_MODEL_BEHAVIOUR_DECORATORS: Final = frozenset(
-    {
-        "field_validator",
-        "model_validator",
-        "validator",
-        "root_validator",
-        "field_serializer",
-        "model_serializer",
-    }
-)
+# Decorators that change neither the schema nor how instances validate.
 _HARMLESS_DECORATORS: Final = frozenset(
     {"property", "staticmethod", "classmethod", "computed_field", "cached_property"}
 )
 
 _MAX_DEPTH: Final = 40
 _MAX_SIZE: Final = 100_000
+_MAX_INT_BITS: Final = 14_000  # ~4200 digits: Python refuses to print longer ints
 _BUILT_MODULE: Final = "deploy_manager_flow_module"
 
 
@@ -307,11 +297,17 @@ class _Sym(NamedTuple):
 class ModuleContext:
     """What a file's top level tells about names: imports, aliases, classes defined in it."""
 
-    __slots__ = ("_bindings", "_built", "future_annotations")
+    __slots__ = ("_bindings", "_built", "_star_imports", "future_annotations")
 
-    def __init__(self, bindings: dict[str, list[_Binding]], future_annotations: bool) -> None:
+    def __init__(
+        self,
+        bindings: dict[str, list[_Binding]],
+        future_annotations: bool,
+        star_imports: tuple[str, ...] = (),
+    ) -> None:
         self._bindings = bindings
         self.future_annotations = future_annotations
+        self._star_imports = star_imports  # modules of `from m import *`, relative ones as ".m"
         self._built: dict[str, Any] = {}  # classes rebuilt for pydantic, by name
 
     @classmethod
@@ -326,9 +322,10 @@ class ModuleContext:
             ):
                 future = True
         _collect(tree.body, bindings, conditional=False, type_checking=False)
-        return cls(bindings, future)
+        stars = tuple(binding.value for binding in bindings.pop("*", ()))
+        return cls(bindings, future, stars)
 
-    def _lookup(self, name: str, before_line: int | None) -> _Binding | None | bool:
+    def _lookup(self, name: str, before_line: int | None) -> _Binding | bool | None:
         """The binding in force; False if the name exists only for type checkers."""
         found = self._bindings.get(name)
         if not found:
@@ -372,7 +369,9 @@ def _collect(
                     _bind(bindings, top, _Binding(line, "module", top, runtime))
         elif isinstance(stmt, ast.ImportFrom):
             for alias in stmt.names:
-                if alias.name == "*":
+                if alias.name == "*":  # Python allows it only at module level
+                    module = "." * stmt.level + (stmt.module or "")
+                    _bind(bindings, "*", _Binding(line, "star", module, runtime))
                     continue
                 value = (stmt.module or "", alias.name, stmt.level)
                 _bind(
@@ -481,8 +480,14 @@ def _lookup_name(name: str, scope: _Scope) -> _Sym:
     if binding is False:
         raise _UnboundError(name)
     if binding is None:
+        # A star import could shadow a builtin too; assumed not to.
         if name in _BUILTIN_NAMES:
             return _Sym("obj", "builtins." + name)
+        for module in reversed(scope.context._star_imports):
+            if module not in _MODULES:
+                raise _UnknownError(f"uses '{name}', which may come from 'from {module} import *'")
+            if name in _public_names(module):
+                return _Sym("obj", _normalize(f"{module}.{name}"))
         raise _UnboundError(name)
     assert isinstance(binding, _Binding)
     if binding.kind == "module":
@@ -525,7 +530,7 @@ def _resolve_name(name: str, scope: _Scope) -> _Sym:
     else:
         binding = context._lookup(name, scope.before_line)
         if binding is None or binding is False:
-            key = (name, binding)
+            key = (name, binding, context._star_imports)
         elif binding.kind == "module" or binding.kind == "import":  # type: ignore[union-attr]
             key = (name, binding.kind, binding.value)  # type: ignore[union-attr]
         else:
@@ -561,6 +566,15 @@ def _resolve(node: ast.expr, scope: _Scope) -> _Sym:
     raise _UnknownError(f"uses '{ast.unparse(node)}', which deploy-manager cannot resolve")
 
 
+def _public_names(module: str) -> frozenset[str]:
+    """What `from module import *` binds (whitelisted modules only)."""
+    imported = importlib.import_module(module)
+    names = getattr(imported, "__all__", None)
+    if names is None:
+        names = [n for n in vars(imported) if not n.startswith("_")]
+    return frozenset(names)
+
+
 def _import_object(path: str) -> Any:
     module, _, attr = path.rpartition(".")
     if module not in _MODULES:
@@ -575,15 +589,36 @@ def _import_object(path: str) -> Any:
 
 def _names_unbound(node: ast.expr, scope: _Scope) -> str | None:
     """The first name in `node` that evaluating it would not find (strings are not looked into)."""
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name):
-            try:
-                _resolve_name(sub.id, scope)
-            except _UnboundError:
-                return sub.id
-            except _UnknownError:
-                pass
+    names: list[str] = []
+    _names_in(node, names)
+    for name in names:
+        try:
+            _resolve_name(name, scope)
+        except _UnboundError:
+            return name
+        except _UnknownError:
+            pass
     return None
+
+
+def _names_in(node: ast.AST, out: list[str]) -> None:
+    # A faster ast.walk for the shapes annotations have.
+    kind = type(node)
+    if kind is ast.Name:
+        out.append(node.id)  # type: ignore[attr-defined]
+    elif kind is ast.Attribute:
+        _names_in(node.value, out)  # type: ignore[attr-defined]
+    elif kind is ast.Subscript:
+        _names_in(node.value, out)  # type: ignore[attr-defined]
+        _names_in(node.slice, out)  # type: ignore[attr-defined]
+    elif kind is ast.Tuple or kind is ast.List:
+        for element in node.elts:  # type: ignore[attr-defined]
+            _names_in(element, out)
+    elif kind is ast.BinOp:
+        _names_in(node.left, out)  # type: ignore[attr-defined]
+        _names_in(node.right, out)  # type: ignore[attr-defined]
+    elif kind is not ast.Constant:
+        out.extend(sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name))
 
 
 def _parse_annotation_string(text: str) -> ast.expr:
@@ -662,11 +697,11 @@ def _plain_json(value: Any) -> Any:
 
 def _encode_default(value: Any) -> Any:
     """The default as pydantic writes it into a JSON schema (raises _UnknownError if it can't)."""
+    if type(value) in (list, tuple, dict, set, frozenset):
+        _check_walk(value)
     if isinstance(value, set | frozenset) and len(value) > 1:
-        try:
+        with contextlib.suppress(TypeError):  # unorderable members stay in set order
             value = sorted(value)
-        except TypeError:
-            pass
     try:
         return _plain_json(value)
     except _NotPlainJsonError:
@@ -676,9 +711,10 @@ def _encode_default(value: Any) -> Any:
 
     kind = type(value)
     try:
+        # pydantic's GenerateJsonSchema.encode_default, with Prefect's model config.
         adapter = TypeAdapter(
             Any if _type_has_config(kind) else kind,
-            config=None if _type_has_config(kind) else ConfigDict(arbitrary_types_allowed=True),
+            config=ConfigDict(arbitrary_types_allowed=True),
         )
         return adapter.dump_python(value, by_alias=True, mode="json")
     except Exception as exc:
@@ -706,9 +742,26 @@ class _UnknownDefault:
 def _check_size(value: Any) -> Any:
     if isinstance(value, str | bytes | list | tuple) and len(value) > _MAX_SIZE:
         raise _UnknownError("is too large to evaluate")
-    if isinstance(value, int) and value.bit_length() > 4 * _MAX_SIZE:
+    if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
         raise _UnknownError("is too large to evaluate")
     return value
+
+
+def _check_walk(value: Any) -> None:
+    """Refuse values whose traversal is huge (`[[0] * 1000] * 1000` shares one list)."""
+    stack = [value]
+    budget = _MAX_SIZE
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple | set | frozenset):
+            budget -= len(item)
+            stack.extend(item)
+        elif isinstance(item, dict):
+            budget -= 2 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        if budget < 0:
+            raise _UnknownError("is too large to put in a schema")
 
 
 _BINOPS: Final[dict[type[ast.operator], Callable[[Any, Any], Any]]] = {
@@ -733,6 +786,13 @@ class _Values:
         self.slow = slow  # may build pydantic objects and local classes
 
     def eval(self, node: ast.expr, scope: _Scope, depth: int = 0) -> Any:
+        """The value, or _UnknownError saying why only running code would know it."""
+        try:
+            return self._eval(node, scope, depth)
+        except _UnboundError as exc:
+            raise _UnknownError(f"uses '{exc.args[0]}', which is not defined") from exc
+
+    def _eval(self, node: ast.expr, scope: _Scope, depth: int) -> Any:
         if depth > _MAX_DEPTH:
             raise _UnknownError("is nested too deeply")
         depth += 1
@@ -750,7 +810,7 @@ class _Values:
             keys = self._items(node.keys, scope, depth)  # type: ignore[arg-type]
             return dict(zip(keys, self._items(node.values, scope, depth), strict=True))
         if isinstance(node, ast.UnaryOp):
-            operand = self.eval(node.operand, scope, depth)
+            operand = self._eval(node.operand, scope, depth)
             if isinstance(operand, int | float | complex):
                 if isinstance(node.op, ast.USub):
                     return -operand
@@ -768,20 +828,20 @@ class _Values:
     def _items(self, nodes: list[ast.expr], scope: _Scope, depth: int) -> list[Any]:
         if any(isinstance(n, ast.Starred) for n in nodes):
             raise _UnknownError("unpacks an iterable")
-        return [self.eval(n, scope, depth) for n in nodes]
+        return [self._eval(n, scope, depth) for n in nodes]
 
     def _binop(self, node: ast.BinOp, scope: _Scope, depth: int) -> Any:
-        left = self.eval(node.left, scope, depth)
-        right = self.eval(node.right, scope, depth)
+        left = self._eval(node.left, scope, depth)
+        right = self._eval(node.right, scope, depth)
         operation = _BINOPS.get(type(node.op))
         numbers = (int, float, complex)
         ok = isinstance(left, numbers) and isinstance(right, numbers)
         if isinstance(node.op, ast.Pow) and ok:
             # Guard against `10 ** 10 ** 9` and friends before computing anything.
             if isinstance(right, int) and isinstance(left, int) and abs(left) > 1:
-                ok = right < 0 or right * abs(left).bit_length() <= 4 * _MAX_SIZE
+                ok = right < 0 or right * abs(left).bit_length() <= _MAX_INT_BITS
         elif isinstance(node.op, ast.LShift):
-            ok = isinstance(left, int) and isinstance(right, int) and 0 <= right <= 4 * _MAX_SIZE
+            ok = isinstance(left, int) and isinstance(right, int) and 0 <= right <= _MAX_INT_BITS
         elif isinstance(node.op, ast.BitOr):
             ok = isinstance(left, int) and isinstance(right, int)
         elif isinstance(node.op, ast.Add) and not ok:
@@ -805,7 +865,7 @@ class _Values:
             raise _UnknownError(f"uses '{exc.args[0]}', which is not defined") from exc
         if sym.kind == "alias":
             value_scope = _Scope(scope.context, sym.node.lineno)
-            return self.eval(sym.node, value_scope, depth + 1)
+            return self._eval(sym.node, value_scope, depth + 1)
         if sym.kind == "obj" and sym.name in _VALUE_ATTRIBUTES:
             return _import_object(sym.name)
         if sym.kind == "member":
@@ -816,7 +876,7 @@ class _Values:
                 return getattr(built, sym.attr)
             except AttributeError as exc:
                 raise _UnknownError(f"uses '{ast.unparse(node)}', which does not exist") from exc
-        if sym.kind == "alias" or sym.kind == "obj" and sym.name.startswith("builtins."):
+        if sym.kind == "obj" and sym.name.startswith("builtins."):
             raise _UnknownError(f"is '{ast.unparse(node)}', which has no JSON form")
         raise _UnknownError(f"uses '{ast.unparse(node)}', whose value is known only at run time")
 
@@ -841,13 +901,13 @@ class _Values:
             if node.args or node.keywords:
                 raise _UnknownError("calls enum.auto() with arguments")
             return _import_object(sym.name)()
-        args = [self.eval(a, scope, depth) for a in node.args]
+        args = [self._eval(a, scope, depth) for a in node.args]
         kwargs: dict[str, Any] = {}
         for keyword in node.keywords:
             if keyword.arg == "default_factory":
                 kwargs["default_factory"] = self._factory(keyword.value, scope)
             else:
-                kwargs[keyword.arg] = self.eval(keyword.value, scope, depth)  # type: ignore[index]
+                kwargs[keyword.arg] = self._eval(keyword.value, scope, depth)  # type: ignore[index]
         target = _import_object(sym.name)
         try:
             return _check_size(target(*args, **kwargs))
@@ -872,12 +932,19 @@ class _Values:
         if info.kind not in ("model", "dataclass") or info.custom:
             raise _UnknownError(f"calls '{cls_node.name}', which runs code at import")
         built = _build_class(self.context, cls_node)
-        args = [self.eval(a, scope, depth) for a in call.args]
-        kwargs = {k.arg: self.eval(k.value, scope, depth) for k in call.keywords}
+        args = [self._eval(a, scope, depth) for a in call.args]
+        kwargs = {k.arg: self._eval(k.value, scope, depth) for k in call.keywords}
         try:
             return built(*args, **kwargs)
         except Exception as exc:
             raise _UnknownError(f"fails to build '{_short(call)}'") from exc
+
+
+def _quoted(node: ast.AST) -> str:
+    """An annotation for a message: 'list[int]', or a quoted annotation as written."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return _short(node)
+    return f"'{_short(node)}'"
 
 
 def _short(node: ast.AST) -> str:
@@ -950,14 +1017,16 @@ def _classify(context: ModuleContext, node: ast.ClassDef, seen: set[str]) -> _Cl
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             if stmt.name in _SCHEMA_HOOKS:
                 return _ClassInfo("unknown", f"uses '{name}', which defines {stmt.name}")
-            for decorator in stmt.decorator_list:
-                decorator_name = _decorator_name(decorator)
-                if decorator_name in _MODEL_BEHAVIOUR_DECORATORS:
-                    custom = True
-                elif decorator_name not in _HARMLESS_DECORATORS:
-                    custom = True
+            # Validators, serializers and unknown decorators may change instances.
+            if any(_decorator_name(d) not in _HARMLESS_DECORATORS for d in stmt.decorator_list):
+                custom = True
             if stmt.name in ("__init__", "__new__", "__post_init__", "model_post_init"):
                 custom = True
+        elif isinstance(stmt, ast.Assign | ast.AnnAssign):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in _SCHEMA_HOOKS:
+                    return _ClassInfo("unknown", f"uses '{name}', which sets {target.id}")
     decorators = node.decorator_list
     if decorators:
         if len(decorators) == 1 and not node.bases:
@@ -1038,7 +1107,9 @@ def _build_class(context: ModuleContext, node: ast.ClassDef, *, as_type: bool = 
     context._built[key] = built
     if outermost and pending:
         namespace = {
-            v.__name__: v for k, v in context._built.items() if k.startswith("class:") and isinstance(v, type)
+            v.__name__: v
+            for k, v in context._built.items()
+            if k.startswith("class:") and isinstance(v, type)
         }
         for model in pending:
             model.model_rebuild(_types_namespace=namespace, raise_errors=False)
@@ -1081,7 +1152,9 @@ def _build_enum(context: ModuleContext, node: ast.ClassDef) -> Any:
         ):
             continue
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
-            if stmt.name in ("__new__", "_generate_next_value_", "__init_subclass__"):
+            if stmt.name in ("__new__", "_generate_next_value_", "__init_subclass__") or any(
+                _decorator_name(d) == "member" for d in stmt.decorator_list
+            ):
                 raise _UnknownError(f"uses '{node.name}', which defines {stmt.name}")
             continue
         if (
@@ -1134,10 +1207,12 @@ def _field_body(
             name = stmt.target.id
             try:
                 annotations[name] = _type_object(stmt.annotation, scope, context, nested=scope)
-            except (_UnknownError, _UnboundError, _PrefectAnyError) as exc:
+            except Exception as exc:
                 reason = exc.args[0] if exc.args else ""
                 if isinstance(exc, _UnboundError):
                     reason = f"uses '{reason}', which is not defined"
+                elif not isinstance(exc, _UnknownError | _PrefectAnyError):
+                    reason = f"cannot be built ({type(exc).__name__}: {exc})"
                 raise _UnknownError(
                     f"uses '{node.name}', whose field '{name}' {reason}".rstrip()
                 ) from exc
@@ -1164,6 +1239,13 @@ def _field_body(
     return annotations, defaults, config
 
 
+def _literal(node: ast.expr, problem: _UnknownError) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise problem from None
+
+
 def _literal_config(value: ast.expr, scope: _Scope, class_name: str) -> dict[str, Any]:
     problem = _UnknownError(f"uses '{class_name}', whose model_config is not literal")
     if isinstance(value, ast.Call):
@@ -1185,10 +1267,7 @@ def _literal_config(value: ast.expr, scope: _Scope, class_name: str) -> dict[str
     for key, item in pairs:
         if not isinstance(key, str):
             raise problem
-        try:
-            config[key] = ast.literal_eval(item)
-        except ValueError:
-            raise problem from None
+        config[key] = _literal(item, problem)
     if config.get("use_attribute_docstrings"):
         raise _UnknownError(f"uses '{class_name}', whose descriptions come from its source")
     return config
@@ -1210,12 +1289,12 @@ def _build_model(context: ModuleContext, node: ast.ClassDef) -> Any:
         namespace["__doc__"] = doc
     if config:
         namespace["model_config"] = pydantic.ConfigDict(**config)  # type: ignore[typeddict-item]
+    problem = _UnknownError(f"uses '{node.name}', whose class keywords run code")
     keywords: dict[str, Any] = {}
     for keyword in node.keywords:
-        try:
-            keywords[keyword.arg] = ast.literal_eval(keyword.value)  # type: ignore[index]
-        except ValueError:
-            raise _UnknownError(f"uses '{node.name}', whose class keywords run code") from None
+        if keyword.arg is None:
+            raise problem
+        keywords[keyword.arg] = _literal(keyword.value, problem)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -1248,10 +1327,10 @@ def _build_dataclass(context: ModuleContext, node: ast.ClassDef) -> Any:
     make_dataclass = _import_object(_resolve(target, _Scope(context, node.lineno)).name)
     keywords: dict[str, Any] = {}
     if isinstance(decorator, ast.Call):
-        try:
-            keywords = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords}  # type: ignore[misc]
-        except ValueError:
-            raise _UnknownError(f"uses '{node.name}', whose decorator runs code") from None
+        problem = _UnknownError(f"uses '{node.name}', whose decorator runs code")
+        if decorator.args or any(k.arg is None for k in decorator.keywords):
+            raise problem
+        keywords = {k.arg: _literal(k.value, problem) for k in decorator.keywords}  # type: ignore[misc]
     try:
         return make_dataclass(**keywords)(type(node.name, (), namespace))
     except Exception as exc:
@@ -1461,8 +1540,8 @@ class _TypeReader:
             value = sym.node
             alias_scope = _Scope(scope.context, value.lineno)
             if isinstance(value, ast.Constant) and isinstance(value.value, str):
-                # The alias holds a string: Prefect sees a string annotation.
-                return self.schema(_parse_annotation_string(value.value), _Scope(None), depth)
+                # The alias holds a string: pydantic gets a forward reference.
+                return self.schema(value, alias_scope, depth)
             if isinstance(value, ast.Call) and not _is_type_none_call(value, alias_scope):
                 raise _UnknownError(f"uses '{sym.name}', which is created by a call")
             return self.schema(value, alias_scope, depth)
@@ -1523,6 +1602,8 @@ class _TypeReader:
                 if not isinstance(meta, ast.Constant):
                     raise _NeedsPydanticError
             return self.schema(args[0], scope, depth)
+        if (kind in ("list", "set") and len(args) != 1) or (kind == "dict" and len(args) != 2):
+            raise _NeedsPydanticError  # unusual arity: let pydantic decide what it means
         if kind == "list":
             return {"items": self.schema(args[0], scope, depth), "type": "array"}
         if kind == "set":
@@ -1541,8 +1622,6 @@ class _TypeReader:
                 "type": "array",
             }
         if kind == "dict":
-            if len(args) != 2:
-                raise _PrefectAnyError("is a dict without key and value types")
             return _dict_schema(
                 self.schema(args[0], scope, depth), self.schema(args[1], scope, depth)
             )
@@ -1589,13 +1668,13 @@ def _type_object(
     if isinstance(node, ast.Tuple):
         return tuple(_type_object(e, scope, context, nested, depth) for e in node.elts)
     if isinstance(node, ast.Name | ast.Attribute):
-        sym, sym_scope = _resolve_type(node, scope, depth)
+        sym, _ = _resolve_type(node, scope, depth)
         if sym.kind == "alias":
             value = sym.node
-            alias_scope = _Scope(context if scope.context is not None else None, value.lineno)
+            alias_scope = _Scope(scope.context, value.lineno)
             if isinstance(value, ast.Constant) and isinstance(value.value, str):
-                parsed = _parse_annotation_string(value.value)
-                return _type_object(parsed, _Scope(None), context, _Scope(None), depth)
+                # The alias holds a string: pydantic gets a forward reference.
+                return _type_object(value, alias_scope, context, nested, depth)
             if isinstance(value, ast.Call) and not _is_type_none_call(value, alias_scope):
                 raise _UnknownError(f"uses '{sym.name}', which is created by a call")
             return _type_object(value, alias_scope, context, nested, depth)
@@ -1763,15 +1842,22 @@ def build_parameter_schema(
     descriptions = _descriptions(docstring.rstrip().split("\n")) if docstring else {}
     annotations, unbound = _annotations(func, params, context)
     try:
-        return _fast_schema(func, params, annotations, descriptions, context, unbound)
-    except _NeedsPydanticError:
-        return _pydantic_schema(func, params, annotations, descriptions, context, unbound)
+        try:
+            return _fast_schema(func, params, annotations, descriptions, context, unbound)
+        except _NeedsPydanticError:
+            return _pydantic_schema(func, params, annotations, descriptions, context, unbound)
+    except Exception as exc:  # a shape of code nobody foresaw must not stop discovery
+        message = (
+            f"deploy-manager could not read this signature ({type(exc).__name__}: {exc}); "
+            "every parameter accepts any value here"
+        )
+        return _open_schema(params, descriptions), [SchemaWarning(func.lineno, message)]
 
 
 def _type_warning(param: _Param, annotation: ast.expr, reason: str) -> SchemaWarning:
     return SchemaWarning(
         param.arg.lineno,
-        f"parameter '{param.name}': type '{_short(annotation)}' {reason}; its schema cannot "
+        f"parameter '{param.name}': type {_quoted(annotation)} {reason}; its schema cannot "
         "be known without running code, so the parameter accepts any value",
     )
 
@@ -1779,7 +1865,7 @@ def _type_warning(param: _Param, annotation: ast.expr, reason: str) -> SchemaWar
 def _prefect_any_warning(param: _Param, annotation: ast.expr, reason: str) -> SchemaWarning:
     return SchemaWarning(
         param.arg.lineno,
-        f"parameter '{param.name}': type '{_short(annotation)}' {reason}; Prefect cannot "
+        f"parameter '{param.name}': type {_quoted(annotation)} {reason}; Prefect cannot "
         "build a schema for it either, so the parameter accepts any value",
     )
 
@@ -1789,7 +1875,7 @@ def _fallback_warning(param: _Param, annotation: ast.expr, unbound: str) -> Sche
         param.arg.lineno,
         f"parameter '{param.name}': Prefect cannot evaluate this flow's annotations ('{unbound}'"
         " is not defined when the module runs, e.g. imported only under TYPE_CHECKING), and "
-        f"resolving '{_short(annotation)}' in its own namespace fails, so the parameter "
+        f"resolving {_quoted(annotation)} in its own namespace fails, so the parameter "
         "accepts any value",
     )
 
@@ -1904,7 +1990,9 @@ def _fast_schema(
         prop = type_schema
         if has_default:
             kind = type(encoded)
-            prop["default"] = _sort_json(encoded, "default") if kind is dict or kind is list else encoded
+            prop["default"] = (
+                _sort_json(encoded, "default") if kind is dict or kind is list else encoded
+            )
         prop["title"] = param.name
         description = descriptions.get(param.name)
         if description:
@@ -1924,6 +2012,25 @@ def _fast_schema(
     if required:
         schema["required"] = required
     return schema, problems
+
+
+def _open_schema(params: list[_Param], descriptions: dict[str, str]) -> dict[str, Any]:
+    """Every parameter open: what is left when nothing about the types can be trusted."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for param in params:
+        if param.name in ("self", "cls"):
+            continue
+        prop: dict[str, Any] = {"title": param.name, "position": param.position}
+        if descriptions.get(param.name):
+            prop["description"] = descriptions[param.name]
+        properties[param.name] = dict(sorted(prop.items()))
+        if param.default is None:
+            required.append(param.name)
+    schema: dict[str, Any] = {"title": "Parameters", "type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
 
 
 # --- the pydantic path -------------------------------------------------------------------
@@ -2002,6 +2109,10 @@ def _pydantic_schema(
             except (_UnknownError, _UnboundError, _PrefectAnyError) as exc:
                 if param.name not in ("self", "cls"):
                     problems.append(_type_problem(param, annotation, exc, unbound))
+            except Exception as exc:  # typing refusing the arguments, say: so would Python
+                if param.name not in ("self", "cls"):
+                    reason = f"cannot be built ({type(exc).__name__}: {exc})"
+                    problems.append(_prefect_any_warning(param, annotation.source, reason))
         default: Any = _UNSET
         if param.default is not None:
             try:
@@ -2015,6 +2126,10 @@ def _pydantic_schema(
         # prefect._internal.pydantic.v2_schema.process_v2_params
         if hasattr(pydantic.BaseModel, param.name):
             name, alias = param.name + "__", param.name
+        elif param.name.startswith("_"):
+            # pydantic refuses the field (and Prefect the flow, see _name_warnings); an
+            # alias keeps the parameter in the schema.
+            name, alias = f"p{param.position}{param.name}", param.name
         else:
             name, alias = param.name, None
         existing = default if isinstance(default, FieldInfo) else None
@@ -2049,10 +2164,31 @@ def _pydantic_schema(
                     )
                 )
             type_ = typing.Any
+        except Exception as exc:  # pydantic_core.SchemaError and the like
+            if annotation.source is not None:
+                problems.append(
+                    SchemaWarning(
+                        param.arg.lineno,
+                        f"parameter '{param.name}': pydantic refuses type "
+                        f"'{_short(annotation.source)}' ({type(exc).__name__}), so Prefect "
+                        "cannot load this flow; the parameter accepts any value here",
+                    )
+                )
+            type_ = typing.Any
         fields[name] = (type_, field)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        schema = _create_v2_schema("Parameters", fields)
+        try:
+            schema = _create_v2_schema("Parameters", fields)
+        except Exception as exc:  # a default pydantic refuses, say: Prefect fails too
+            problems.append(
+                SchemaWarning(
+                    func.lineno,
+                    f"pydantic cannot build this flow's parameter schema ({type(exc).__name__}),"
+                    " so Prefect cannot load it; every parameter accepts any value here",
+                )
+            )
+            return _open_schema(params, descriptions), problems
     for item in caught:
         text = str(item.message)
         if "excluding default" in text and repr(_UnknownDefault()) not in text:
@@ -2221,13 +2357,7 @@ def _parameter_items(items: list[list[str]]) -> dict[str, str]:
         if not sep:
             continue
         text = "\n".join([description.lstrip(), *item[1:]]).rstrip("\n")
-        if "(" in head and head.endswith(")"):
-            name = head.split("(", 1)[0].strip()
-        else:
-            name = head
+        # `name (type): text`; otherwise griffe keeps the head as is, spaces included.
+        name = head.split("(", 1)[0].strip() if "(" in head and head.endswith(")") else head
         found[name] = text
     return found
-
-
-if sys.version_info < (3, 11):  # pragma: no cover - the project requires 3.11
-    raise ImportError("control_plane.parameters needs Python 3.11+")

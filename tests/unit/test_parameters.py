@@ -47,7 +47,8 @@ EXACT_CASES: list[tuple[str, str]] = [
         """
         import typing
         from typing import Optional, Union
-        def f(a: Optional[int] = None, b: Union[int, str] = 1, c: typing.Union[int, None, str] = None,
+        def f(a: Optional[int] = None, b: Union[int, str] = 1,
+              c: typing.Union[int, None, str] = None,
               d: Optional[Union[int, str]] = None, e: Union[Optional[int], str] = None,
               g: Union[None, int] = None, h: Optional[None] = None, k: Union[int] = 2):
             pass
@@ -245,7 +246,8 @@ EXACT_CASES: list[tuple[str, str]] = [
         import datetime, decimal, pathlib, uuid
         def f(a: datetime.datetime, b: datetime.date = datetime.date(2024, 1, 31),
               c: datetime.timedelta = datetime.timedelta(minutes=5), d: uuid.UUID = None,
-              e: pathlib.Path = pathlib.Path("/tmp/x"), g: decimal.Decimal = decimal.Decimal("1.50"),
+              e: pathlib.Path = pathlib.Path("/tmp/x"),
+              g: decimal.Decimal = decimal.Decimal("1.50"),
               h: datetime.time = datetime.time(1, 2),
               k: datetime.datetime = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc),
               m: uuid.UUID = uuid.UUID("12345678-1234-5678-1234-567812345678"),
@@ -477,7 +479,8 @@ EXACT_CASES: list[tuple[str, str]] = [
         "collection-literal-defaults",
         """
         def f(a: tuple = (1, "a"), b: list = [1, [2, 3]], c: dict = {"b": {"z": 1, "a": 2}, "a": 1},
-              d: set = {3, 1, 2}, e: frozenset = frozenset({"b", "a"}), g: dict = {1: "a", None: "b"},
+              d: set = {3, 1, 2}, e: frozenset = frozenset({"b", "a"}),
+              g: dict = {1: "a", None: "b"},
               h: list = [{"b": 1, "a": [{"z": 1, "y": 2}]}], k: dict = {"x": {1, 2}},
               m: dict = {True: 1}):
             pass
@@ -500,7 +503,8 @@ EXACT_CASES: list[tuple[str, str]] = [
         JSON = dict[str, Any]
         MaybeInt = Optional[int]
         Scalar = Union[int, str]
-        def f(a: JSON = {}, b: MaybeInt = None, c: Union[MaybeInt, str] = None, d: list[Scalar] = []):
+        def f(a: JSON = {}, b: MaybeInt = None, c: Union[MaybeInt, str] = None,
+              d: list[Scalar] = []):
             pass
         """,
     ),
@@ -535,6 +539,247 @@ EXACT_CASES: list[tuple[str, str]] = [
         except ImportError:
             from typing_extensions import Literal
         def f(mode: Literal["fast", "slow"] = "fast"):
+            pass
+        """,
+    ),
+    (
+        "abc-and-typing-aliases",
+        """
+        import collections.abc as cabc, pathlib, types, typing
+        def f(a: typing.MutableSequence[int] = [], b: cabc.MutableSequence = [],
+              c: typing.MutableSet[str] = set(), d: cabc.MutableSet = set(),
+              e: cabc.Set = frozenset(), g: typing.AbstractSet = set(),
+              h: cabc.MutableMapping[str, int] = {}, i: typing.MutableMapping = {},
+              j: pathlib.PurePosixPath = None, k: types.NoneType = None, m: typing.Text = "t",
+              n: cabc.Mapping = {}, o: typing.FrozenSet = frozenset()):
+            pass
+        """,
+    ),
+    (
+        "stdlib-types-only-pydantic-knows",
+        """
+        import collections, ipaddress, re, typing
+        def f(a: typing.Deque[int] = None, b: ipaddress.IPv4Address = None, c: re.Pattern = None,
+              d: collections.deque = None, e: typing.Iterable[str] = ()):
+            pass
+        """,
+    ),
+    (
+        "star-imports-of-known-modules",
+        """
+        from typing import *
+        from datetime import *
+        def f(a: Optional[List[int]] = None, b: date = None, c: Dict[str, Any] = {}):
+            pass
+        """,
+    ),
+    (
+        "datetime-default-variants",
+        """
+        import datetime
+        def f(a: datetime.datetime = datetime.datetime(2020, 1, 2, 3, 4, 5, 678),
+              b: datetime.timedelta = datetime.timedelta(days=-1, seconds=3),
+              c: datetime.timedelta = datetime.timedelta(days=2, hours=3, microseconds=5),
+              d: datetime.datetime = datetime.datetime(
+                  2020, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+              )):
+            pass
+        """,
+    ),
+    (
+        "set-defaults-are-sorted",
+        """
+        def f(a: set = {"b", "a", "c"}, b: set = {1, "a"}, c: frozenset[int] = frozenset({3, 2, 1}),
+              d: dict = {"s": {3, 1}}):
+            pass
+        """,
+    ),
+    (
+        "enum-variants",
+        """
+        import enum
+        class Base(str, enum.Enum):
+            pass
+        class C(Base):
+            A = "a"
+        class S(enum.StrEnum):
+            FOO = enum.auto()
+            BAR = enum.auto()
+        class Perm(enum.Flag):
+            R = 4
+            W = 2
+        class Converted(str, enum.Enum):
+            ONE = 1
+        def f(c: C = C.A, s: S = S.BAR, p: Perm = Perm.R, k: Converted = Converted.ONE,
+              d: dict[C, int] = {C.A: 1}):
+            pass
+        """,
+    ),
+    (
+        "model-features",
+        """
+        from typing import Annotated, ClassVar, Literal, Optional
+        from pydantic import BaseModel, ConfigDict, Field
+        LIMIT = 5
+        Tags = list[str]
+        class M(BaseModel):
+            model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [{}]})
+            kind: Literal["a", "b"] = "a"
+            n: Annotated[int, Field(ge=0)] = 0
+            ratio: float = Field(0.5, gt=0, lt=1, description="ratio")
+            renamed: int = Field(0, alias="Renamed")
+            limit: int = LIMIT
+            tags: Tags = []
+            maybe: Optional[Tags] = None
+            count: ClassVar[int] = 0
+        class Strict(BaseModel, extra="forbid"):
+            a: int = 1
+        def f(m: M = M(), s: Strict | None = None):
+            pass
+        """,
+    ),
+    (
+        "model-inheritance-and-required-field",
+        """
+        import pydantic as pd
+        from pydantic import BaseModel as BM, Field
+        class A(BM):
+            x: int = Field(..., description="x is required")
+            y: str = "a"
+        class B(A):
+            y: str = "b"
+            z: float = 0.5
+        class C(pd.BaseModel):
+            b: B
+        def f(b: B, a: A = A(x=1), c: C | None = None):
+            pass
+        """,
+    ),
+    (
+        "recursive-models",
+        """
+        from typing import Optional
+        from pydantic import BaseModel
+        class Tree(BaseModel):
+            value: int
+            left: Optional["Tree"] = None
+            right: "Optional[Tree]" = None
+            children: list["Tree"] = []
+        def f(t: Tree = Tree(value=1)):
+            pass
+        """,
+    ),
+    (
+        "mutually-recursive-models-under-future-annotations",
+        """
+        from __future__ import annotations
+        from typing import Optional
+        from pydantic import BaseModel
+        class A(BaseModel):
+            b: Optional[B] = None
+        class B(BaseModel):
+            a: Optional[A] = None
+            n: int = 0
+        def f(a: A, b: B = None):
+            pass
+        """,
+    ),
+    (
+        "model-refers-to-a-later-model",
+        """
+        from typing import Optional
+        from pydantic import BaseModel
+        class Outer(BaseModel):
+            inner: Optional["Inner"] = None
+        class Inner(BaseModel):
+            x: int
+        def f(o: Outer):
+            pass
+        """,
+    ),
+    (
+        "pydantic-dataclasses",
+        """
+        import pydantic
+        from pydantic.dataclasses import dataclass
+        @pydantic.dataclasses.dataclass
+        class P:
+            a: int = 1
+        @dataclass(frozen=True)
+        class Q:
+            b: str = pydantic.Field(default="x", description="bee")
+        def f(p: P = None, q: Q = Q()):
+            pass
+        """,
+    ),
+    (
+        "annotated-types-constraints",
+        """
+        from typing import Annotated
+        import annotated_types
+        def f(a: Annotated[int, annotated_types.Ge(1)] = 1,
+              b: Annotated[str, annotated_types.MaxLen(3)] = "x"):
+            pass
+        """,
+    ),
+    (
+        "constrained-types-in-containers",
+        """
+        from pydantic import conint, constr
+        def f(a: list[conint(ge=0)] = [], b: constr(min_length=1, pattern="^a") = "a",
+              c: dict[constr(pattern="^k"), int] = {}):
+            pass
+        """,
+    ),
+    (
+        "union-of-models-and-literal",
+        """
+        from typing import Literal, Optional, Union
+        from pydantic import BaseModel
+        class A(BaseModel):
+            a: int = 1
+        class B(BaseModel):
+            b: str = "x"
+        def f(x: Union[A, B] = A(), y: list[Union[A, B]] = [],
+              z: Union[A, Literal["auto"]] = "auto", w: Optional[A] = {"a": 2}):
+            pass
+        """,
+    ),
+    (
+        "strings-inside-types-resolve-in-prefects-namespace",
+        """
+        import typing
+        def f(a: typing.List["int"] = [], b: "typing.Optional[int]" = None,
+              c: dict["str", "t.Any"] = {}):
+            pass
+        """,
+    ),
+    (
+        "quoted-annotation-under-future-annotations",
+        """
+        from __future__ import annotations
+        import enum
+        class Color(enum.Enum):
+            RED = "red"
+        def f(c: Color | None = None, d: "Color" = Color.RED, e: "int" = 1):
+            pass
+        """,
+    ),
+    (
+        "quoted-type-checking-name-without-future",
+        """
+        from typing import TYPE_CHECKING, Optional
+        if TYPE_CHECKING:
+            from foo import Bar
+        def f(a: "Bar" = None, b: "Optional[int]" = None, c: Optional[int] = None, d: "int" = 1):
+            pass
+        """,
+    ),
+    (
+        "bare-typing-forms",
+        """
+        import typing
+        def f(a: typing.Optional = None, b: typing.Union = None, c: typing.Literal = None):
             pass
         """,
     ),
@@ -602,24 +847,50 @@ def test_schema_matches_what_prefect_stores(source: str, tmp_path: Path) -> None
     assert json.dumps(schema) == json.dumps(expected)
 
 
+# Where Prefect itself falls back to an open schema (or drops a default), we match it and
+# say why; every other exact case comes without warnings.
+EXACT_CASE_WARNINGS: dict[str, list[str]] = {
+    "future-annotations-type-checking-fallback": [
+        "parameter 'b': Prefect cannot evaluate this flow's annotations ('Bar' is not defined",
+        "parameter 'd': Prefect cannot evaluate this flow's annotations ('Bar' is not defined",
+    ],
+    "quoted-annotations": [
+        "parameter 'e': type 'list['Color']' quotes 'Color' inside the type, which pydantic "
+        "resolves in Prefect's own namespace",
+    ],
+    "unsupported-types-prefect-treats-as-any": [
+        "parameter 'a': type 'Callable' is a type pydantic cannot describe",
+        "parameter 'c': default 'int' is 'int', which has no JSON form",
+    ],
+    "non-utf8-bytes-default": ["parameter 'a': default 'b'\\xff'' is not valid UTF-8"],
+    "quoted-annotation-under-future-annotations": [
+        "parameter 'd': type 'Color' quotes 'Color' inside the type",
+    ],
+    "quoted-type-checking-name-without-future": [
+        "parameter 'a': Prefect cannot evaluate this flow's annotations",
+        "parameter 'b': Prefect cannot evaluate this flow's annotations",
+    ],
+    "bare-typing-forms": [
+        "parameter 'a': type 'typing.Optional' is a bare Optional",
+        "parameter 'b': type 'typing.Union' is a bare Union",
+        "parameter 'c': type 'typing.Literal' is a bare Literal",
+    ],
+}
+
+
 @pytest.mark.parametrize(
-    "source",
+    ("source", "messages"),
     [
-        pytest.param(textwrap.dedent(src), id=case_id)
+        pytest.param(textwrap.dedent(src), EXACT_CASE_WARNINGS.get(case_id, []), id=case_id)
         for case_id, src in EXACT_CASES
-        if case_id
-        not in {
-            "future-annotations-type-checking-fallback",
-            "quoted-annotations",
-            "unsupported-types-prefect-treats-as-any",
-            "non-utf8-bytes-default",
-        }
     ],
 )
-def test_exact_schemas_come_without_warnings(source: str) -> None:
+def test_warnings_only_where_prefect_also_falls_back(source: str, messages: list[str]) -> None:
     _, problems = our_schema(source)
 
-    assert problems == []
+    assert len(problems) == len(messages), problems
+    for problem, message in zip(problems, messages, strict=True):
+        assert message in problem.message
 
 
 OPEN_CASES: list[tuple[str, str, dict[str, Any], list[str]]] = [
@@ -794,7 +1065,7 @@ DOCSTRINGS = [
     "Summary.\n\nParameters:\n    a: one\n\nReturns:\n    int: result\n\nArgs:\n    b: last wins\n",
     "Summary.\n\n```\nArgs:\n    a: inside a code fence\n```\n",
     "Summary.\n\nNote:\n    Args: inside an admonition\n\nArgs:\n    a: after it\n",
-    "Summary.\n\nArgs:\n    a (list[int], optional): typed\n    b: has: colons: inside\n    no colon\n",
+    "Summary.\n\nArgs:\n    a (list[int], optional): typed\n    b: has: colons\n    no colon\n",
     "Summary.\n\nKeyword Args:\n    a: not parameters\n",
     "Summary.\n\nArgs:\n    a: text\n\n        paragraph two\n\n    b: next\nAfter.\n",
     "\n    Indented docstring.\n\n    Args:\n        a: one\n        b: two\n    ",
@@ -815,7 +1086,7 @@ def test_module_imports_neither_prefect_nor_pydantic() -> None:
     code = (
         "import sys, ast\n"
         "import control_plane.parameters as p\n"
-        "tree = ast.parse('import typing\\ndef f(a: typing.Optional[int] = None, b: str = \"x\"):"
+        'tree = ast.parse(\'import typing\\ndef f(a: typing.Optional[int] = None, b: str = "x"):'
         " pass')\n"
         "p.build_parameter_schema(tree.body[1], p.ModuleContext.from_module(tree))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('prefect', 'pydantic', "
