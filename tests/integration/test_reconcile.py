@@ -66,6 +66,33 @@ async def read_deployments(tag: str) -> dict[str, Any]:
         return {d.name: d for d in found}
 
 
+TRIGGER = {
+    "enabled": True,
+    "match": {"prefect.resource.id": "x.y"},
+    "expect": ["external.happened"],
+}
+
+
+def repo_yaml(pool: str, *drop: str, a: dict[str, Any] | None = None) -> str:
+    """The test repository's prefect.yaml, without the entries in `drop`, `a` overriding a-prod."""
+    a_fields: dict[str, Any] = {
+        "parameters": {"x": 1},
+        "schedules": [{"cron": "0 3 * * *", "timezone": "UTC"}],
+        "job_variables": {"env": {"LEVEL": "info"}},
+        **(a or {}),
+    }
+    entries = {
+        "a": entry("a-prod", "flows/a.py", pool, **a_fields),
+        "b": entry("b-prod", "flows/b.py", pool, triggers=[TRIGGER]),
+        "c": entry("c-prod", "flows/c.py", pool),
+    }
+    return prefect_yaml(pool, [e for k, e in entries.items() if k not in drop])
+
+
+def _yaml_without(repo: dict[str, str], *drop: str) -> str:
+    return repo_yaml(repo["pool"], *drop)
+
+
 @pytest.fixture
 def repo(remote: GitRemote) -> dict[str, str]:
     """Three flows of unique names, a process pool, a prefect.yaml; committed and pushed."""
@@ -78,23 +105,7 @@ def repo(remote: GitRemote) -> dict[str, str]:
             "flows/a.py": flow_file(names["a"]),
             "flows/b.py": flow_file(names["b"]),
             "flows/c.py": flow_file(names["c"]),
-            "prefect.yaml": prefect_yaml(
-                pool,
-                [
-                    entry(
-                        "a-prod", "flows/a.py", pool,
-                        parameters={"x": 1},
-                        schedules=[{"cron": "0 3 * * *", "timezone": "UTC"}],
-                        job_variables={"env": {"LEVEL": "info"}},
-                    ),
-                    entry(
-                        "b-prod", "flows/b.py", pool,
-                        triggers=[{"enabled": True, "match": {"prefect.resource.id": "x.y"},
-                                   "expect": ["external.happened"]}],
-                    ),
-                    entry("c-prod", "flows/c.py", pool),
-                ],
-            ),
+            "prefect.yaml": repo_yaml(pool),
         },
         "initial",
     )  # fmt: skip
@@ -155,22 +166,13 @@ def test_change_three_fields_updates_only_that_deployment(
     pool = repo["pool"]
     remote.commit(
         {
-            "prefect.yaml": prefect_yaml(
+            "prefect.yaml": repo_yaml(
                 pool,
-                [
-                    entry(
-                        "a-prod", "flows/a.py", pool,
-                        parameters={"x": 2},
-                        schedules=[{"cron": "30 4 * * *", "timezone": "UTC"}],
-                        job_variables={"env": {"LEVEL": "debug"}},
-                    ),
-                    entry(
-                        "b-prod", "flows/b.py", pool,
-                        triggers=[{"enabled": True, "match": {"prefect.resource.id": "x.y"},
-                                   "expect": ["external.happened"]}],
-                    ),
-                    entry("c-prod", "flows/c.py", pool),
-                ],
+                a={
+                    "parameters": {"x": 2},
+                    "schedules": [{"cron": "30 4 * * *", "timezone": "UTC"}],
+                    "job_variables": {"env": {"LEVEL": "debug"}},
+                },
             )
         },
         "three changes",
@@ -325,20 +327,6 @@ def test_two_runs_do_not_interleave(
     assert s1.is_completed() and s2.is_completed()
     # exactly one of them created the deployments; the other saw them and did nothing
     assert sorted([r1.counts["create"], r2.counts["create"]]) == [0, 3]
-
-
-def _yaml_without(repo: dict[str, str], *drop: str) -> str:
-    pool = repo["pool"]
-    entries = {
-        "a": entry("a-prod", "flows/a.py", pool, parameters={"x": 1},
-                   schedules=[{"cron": "0 3 * * *", "timezone": "UTC"}],
-                   job_variables={"env": {"LEVEL": "info"}}),
-        "b": entry("b-prod", "flows/b.py", pool,
-                   triggers=[{"enabled": True, "match": {"prefect.resource.id": "x.y"},
-                              "expect": ["external.happened"]}]),
-        "c": entry("c-prod", "flows/c.py", pool),
-    }  # fmt: skip
-    return prefect_yaml(pool, [e for k, e in entries.items() if k not in drop])
 
 
 def test_guard_a_file_with_a_problem_keeps_its_deployment(
