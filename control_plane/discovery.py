@@ -226,19 +226,23 @@ def _literal_kwarg(
     return False, None
 
 
+def _parent(path: str) -> str:
+    """The directory of a repo-relative posix path; "" for the root."""
+    return path.rpartition("/")[0]
+
+
 def _nearest_dependencies(path: str, existing: set[str]) -> tuple[str, ...]:
     found: list[str] = []
     for kind in DEPENDENCY_FILES:
-        directory = PurePosixPath(path).parent
+        directory = _parent(path)
         while True:
-            candidate = (directory / kind).as_posix()
-            candidate = candidate[2:] if candidate.startswith("./") else candidate
+            candidate = f"{directory}/{kind}" if directory else kind
             if candidate in existing:
                 found.append(candidate)
                 break
-            if directory == PurePosixPath("."):
+            if not directory:
                 break
-            directory = directory.parent
+            directory = _parent(directory)
     return tuple(found)
 
 
@@ -414,17 +418,17 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
 
 
 def _dependency_files(root: Path, python_files: Iterable[str]) -> set[str]:
-    directories = {str(PurePosixPath(p).parent) for p in python_files} | {"."}
-    # parents of every directory that holds Python, up to the root
-    for directory in list(directories):
-        parent = PurePosixPath(directory)
-        while parent != PurePosixPath("."):
-            parent = parent.parent
-            directories.add(str(parent))
+    """The pyproject.toml / requirements.txt / Dockerfile beside or above any Python file."""
+    directories = {""}
+    for path in python_files:
+        directory = _parent(path)
+        while directory not in directories:
+            directories.add(directory)
+            directory = _parent(directory)
     found: set[str] = set()
     for directory in directories:
         for kind in DEPENDENCY_FILES:
-            rel = kind if directory == "." else f"{directory}/{kind}"
+            rel = f"{directory}/{kind}" if directory else kind
             if os.path.isfile(root / rel):
                 found.add(rel)
     return found
