@@ -15,6 +15,8 @@ from control_plane.deployments import (
 from control_plane.plans import LiveDeployment, PlanPolicy, compute, render_table
 
 SCOPE = frozenset({MANAGED_TAG, "source:repo", "env:production"})
+# what a deployment spec and a live deployment have in common: what the server stores
+SHARED_FIELDS = (set(DeploymentSpec.model_fields) & set(LiveDeployment.model_fields)) - {"paused"}
 
 
 def spec(name: str, flow: str = "etl", **fields: Any) -> DeploymentSpec:
@@ -34,27 +36,7 @@ def spec(name: str, flow: str = "etl", **fields: Any) -> DeploymentSpec:
 
 
 def live_of(desired: DeploymentSpec, **changes: Any) -> LiveDeployment:
-    data = desired.model_dump(
-        include={
-            "name",
-            "flow_name",
-            "entrypoint",
-            "description",
-            "version",
-            "tags",
-            "parameters",
-            "parameter_openapi_schema",
-            "work_pool_name",
-            "work_queue_name",
-            "job_variables",
-            "schedules",
-            "automations",
-            "concurrency_limit",
-            "concurrency_options",
-            "enforce_parameter_schema",
-            "pull_steps",
-        }
-    )
+    data = desired.model_dump(include=SHARED_FIELDS)
     data["labels"] = {LABEL_SOURCE_FILE: desired.source_file}
     data.update(changes)
     return LiveDeployment(id=f"id-{desired.name}", **data)

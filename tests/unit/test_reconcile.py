@@ -17,6 +17,7 @@ from control_plane.reconcile import (
 )
 from control_plane.sources import Checkout
 from tests.conftest import EXAMPLES
+from tests.unit.test_plans import SHARED_FIELDS
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -63,14 +64,7 @@ def test_a_new_commit_with_the_same_code_is_unchanged() -> None:
     live = [
         LiveDeployment(
             id=f"id-{i}",
-            **spec.model_dump(
-                include={
-                    "name", "flow_name", "entrypoint", "description", "tags", "parameters",
-                    "parameter_openapi_schema", "work_pool_name", "work_queue_name",
-                    "job_variables", "schedules", "automations", "concurrency_limit",
-                    "concurrency_options", "enforce_parameter_schema", "pull_steps",
-                }
-            ),
+            **spec.model_dump(include=SHARED_FIELDS),
         )
         for i, spec in enumerate(specs)
     ]  # fmt: skip
