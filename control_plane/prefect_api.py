@@ -14,12 +14,17 @@ our own (`TransientError` for what a retry can fix, `ApplyError` otherwise).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
-from collections.abc import Iterable, Sequence
+import random
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
+
+import httpx
 
 from control_plane.deployments import DeploymentSpec
 from control_plane.errors import ApplyError, TransientError
@@ -31,6 +36,9 @@ if TYPE_CHECKING:
     from prefect.client.schemas.responses import DeploymentResponse
 
 PAGE = 200
+REFUSED_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6)  # see RetryRefused
+# What Prefect's client re-sends too (prefect.client.base.PrefectHttpxAsyncClient.send).
+RESENT_ERRORS = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 SCHEDULE_FIELDS = {"schedule", "active", "parameters", "slug", "max_scheduled_runs"}
 # What a trigger's automation looks like, minus what the server adds or sets itself.
 AUTOMATION_FIELDS = {"name", "description", "enabled", "trigger", "actions",
@@ -46,12 +54,31 @@ class DeploymentsAPI(Protocol):
 
     async def read_work_pool_types(self) -> dict[str, str]: ...
 
-    async def register(self, spec: DeploymentSpec) -> str: ...
+    async def register(self, spec: DeploymentSpec, live: LiveDeployment | None = None) -> str: ...
 
     async def delete(self, live: LiveDeployment) -> None: ...
 
 
 # --- canonical forms --------------------------------------------------------------------
+
+
+def remember_timezone_list() -> None:
+    """Let Prefect's schedule validation read the IANA zone list from disk once, not per call.
+
+    Every `CronSchedule`/`IntervalSchedule`/`RRuleSchedule` Prefect validates calls
+    `zoneinfo.available_timezones()` (via `prefect._internal.schemas.validators.
+    get_timezones`), which walks the whole tz database: ~5 ms here, several times per
+    deployment read or written, most of a reconcile's client time at a few hundred
+    deployments. The list cannot change while this process runs, so it is cached in this
+    process only. A Prefect without that function is left as it is.
+    """
+    try:
+        from prefect._internal.schemas import validators
+    except ImportError:
+        return
+    current = getattr(validators, "get_timezones", None)
+    if callable(current) and not hasattr(current, "cache_info"):
+        validators.get_timezones = functools.cache(current)
 
 
 def _schedule_object(schedule: dict[str, Any]) -> Any:
@@ -82,6 +109,7 @@ def schedule_creates(schedules: Sequence[dict[str, Any]]) -> list[DeploymentSche
     """prefect.yaml schedules (as parsed by control_plane.prefect_yaml) as API objects."""
     from prefect.client.schemas.actions import DeploymentScheduleCreate
 
+    remember_timezone_list()
     creates = []
     for entry in schedules:
         values: dict[str, Any] = {"schedule": _schedule_object(dict(entry["schedule"]))}
@@ -142,12 +170,19 @@ def canonical_schedules(
     return sort_schedules(out)
 
 
-def trigger_objects(spec_name: str, triggers: Sequence[dict[str, Any]]) -> list[Any]:
-    """Deployment triggers as Prefect builds them for `prefect deploy` (names defaulted)."""
+@functools.cache
+def _trigger_adapter() -> Any:
     from prefect.events import DeploymentTriggerTypes
     from pydantic import TypeAdapter
 
-    adapter: TypeAdapter[Any] = TypeAdapter(DeploymentTriggerTypes)
+    return TypeAdapter(DeploymentTriggerTypes)  # ~13 ms to build: once
+
+
+def trigger_objects(spec_name: str, triggers: Sequence[dict[str, Any]]) -> list[Any]:
+    """Deployment triggers as Prefect builds them for `prefect deploy` (names defaulted)."""
+    if not triggers:
+        return []
+    adapter = _trigger_adapter()
     objects = []
     for index, trigger in enumerate(triggers, start=1):
         values = dict(trigger)
@@ -172,6 +207,91 @@ def canonical_triggers(
 
 
 # --- the adapter ------------------------------------------------------------------------
+
+
+class RetryRefused(httpx.AsyncBaseTransport):
+    """An httpx transport that sends a request again, soon, while the server answers 503.
+
+    Prefect's server answers 503 when it could not do a request *now* and wrote nothing:
+    on SQLite, a write that meets another commit ("database is locked", which a reconcile
+    meets all the time: its own task runs' events are being written meanwhile). Prefect's
+    client retries 503 too, after 2, 4, 8... s (and sleeps 2 s even with retries off);
+    a reconcile of hundreds of deployments would spend most of its time asleep. Here a
+    503 is sent again after 0.05, 0.1, 0.2... s with jitter, about a minute in all, as
+    patient as Prefect's client, which still gets the last answer. A connection the
+    server dropped is sent again the same way. Both are what Prefect's client re-sends
+    for every method, writes included; this only does it sooner.
+    """
+
+    refusals = 0  # 503s seen in this process, by any instance: see `WriteLimit`
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for delay in REFUSED_RETRY_DELAYS:
+            try:
+                response = await self.inner.handle_async_request(request)
+            except RESENT_ERRORS:
+                pass  # the server dropped a kept-alive connection (it does after a 503)
+            else:
+                if response.status_code != 503:
+                    return response
+                RetryRefused.refusals += 1
+                await response.aread()
+                await response.aclose()
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class WriteLimit:
+    """How many registrations and prunes run at once: `limit`, until the server refuses one.
+
+    Against a server that writes in parallel (PostgreSQL, Prefect Cloud) concurrent
+    writes hide each request's latency. A SQLite server takes one writer at a time and
+    refuses (503) a write that meets another commit; concurrent writes there only collide
+    and are sent again and again (measured, 100 creates: 23 s one at a time, 117 s eight
+    at a time). So the first refusal this process sees narrows the limit to one.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.active = 0
+        self._refusals = RetryRefused.refusals
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        async with self._changed:
+            self.active -= 1
+            if RetryRefused.refusals > self._refusals:
+                self.limit = 1
+            self._changed.notify_all()
+
+
+def retry_refused_requests(client: PrefectClient) -> PrefectClient:
+    """Put `RetryRefused` in front of the client's transport (once; a no-op if httpx changed)."""
+    http = getattr(client, "_client", None)
+    inner = getattr(http, "_transport", None)
+    if isinstance(inner, httpx.AsyncBaseTransport) and not isinstance(inner, RetryRefused):
+        http._transport = RetryRefused(inner)  # type: ignore[union-attr]
+    return client
+
+
+@contextlib.asynccontextmanager
+async def api_client() -> AsyncIterator[PrefectClient]:
+    """Prefect's client for PREFECT_API_URL (`get_client`), quick to retry a refused request."""
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        yield retry_refused_requests(client)
 
 
 def _translate(exc: Exception, change: str) -> Exception:
@@ -200,6 +320,7 @@ class PrefectDeployments:
 
     def __init__(self, client: PrefectClient) -> None:
         self.client = client
+        remember_timezone_list()
 
     async def _paged_deployments(self, deployment_filter: Any) -> list[DeploymentResponse]:
         found: list[DeploymentResponse] = []
@@ -291,11 +412,17 @@ class PrefectDeployments:
             raise _translate(exc, "read-work-pools") from exc
         return {pool.name: pool.type for pool in pools}
 
-    async def register(self, spec: DeploymentSpec) -> str:
+    async def register(self, spec: DeploymentSpec, live: LiveDeployment | None = None) -> str:
+        """Create or update (Prefect's upsert on flow + name) one deployment and its triggers.
+
+        `live` is the deployment this one replaces, if any: only then can it own
+        automations that must give way to the declared triggers.
+        """
         change = f"register[{spec.full_name}]"
+        client = self.client
         try:
-            flow_id = await self.client.create_flow_from_name(spec.flow_name)
-            deployment_id = await self.client.create_deployment(
+            flow_id = await client.create_flow_from_name(spec.flow_name)
+            deployment_id = await client.create_deployment(
                 flow_id=flow_id,
                 name=spec.name,
                 version=spec.version,
@@ -315,12 +442,13 @@ class PrefectDeployments:
                 enforce_parameter_schema=spec.enforce_parameter_schema,
                 job_variables=dict(spec.job_variables),
             )
-            await self.client.delete_resource_owned_automations(
-                f"prefect.deployment.{deployment_id}"
-            )
+            if live is not None:
+                await client.delete_resource_owned_automations(
+                    f"prefect.deployment.{deployment_id}"
+                )
             for trigger in trigger_objects(spec.name, spec.triggers):
                 trigger.set_deployment_id(deployment_id)
-                await self.client.create_automation(trigger.as_automation())
+                await client.create_automation(trigger.as_automation())
         except Exception as exc:
             raise _translate(exc, change) from exc
         return str(deployment_id)

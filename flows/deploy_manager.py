@@ -18,13 +18,12 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
 from prefect.states import Completed, Failed, State
 
 from control_plane.discovery import Discovery, discover
 from control_plane.errors import TransientError
 from control_plane.plans import Change, LiveDeployment, Plan, render_table
-from control_plane.prefect_api import PrefectDeployments
+from control_plane.prefect_api import PrefectDeployments, WriteLimit, api_client
 from control_plane.reconcile import (
     Desired,
     Outcome,
@@ -41,7 +40,7 @@ from control_plane.reconcile import (
 )
 from control_plane.sources import Checkout, fetch_checkout
 
-REGISTER_CONCURRENCY = 8
+REGISTER_CONCURRENCY = 8  # at most; one at a time once the server refuses (WriteLimit)
 
 
 def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
@@ -85,7 +84,7 @@ def discover_flows(checkout: Checkout) -> Discovery:
 async def read_live_deployments(
     scope_tags: frozenset[str], names: list[str]
 ) -> tuple[list[LiveDeployment], dict[str, str]]:
-    async with get_client() as client:
+    async with api_client() as client:
         api = PrefectDeployments(client)
         live = await api.read_live(scope_tags, names)
         pool_types = await api.read_work_pool_types()
@@ -115,8 +114,8 @@ async def plan_changes(
       retry_condition_fn=_retry_transient)  # fmt: skip
 async def register(change: Change) -> Outcome:
     assert change.desired is not None
-    async with get_client() as client:
-        deployment_id = await PrefectDeployments(client).register(change.desired)
+    async with api_client() as client:
+        deployment_id = await PrefectDeployments(client).register(change.desired, change.live)
     return Outcome(
         deployment=change.name, action=change.action, status="done", deployment_id=deployment_id
     )
@@ -126,7 +125,7 @@ async def register(change: Change) -> Outcome:
       retry_condition_fn=_retry_transient)  # fmt: skip
 async def prune_deployment(change: Change) -> Outcome:
     assert change.live is not None
-    async with get_client() as client:
+    async with api_client() as client:
         await PrefectDeployments(client).delete(change.live)
     return Outcome(deployment=change.name, action="prune", status="done")
 
@@ -156,7 +155,7 @@ async def report_task(report: Report) -> Report:
     return report
 
 
-async def _run_change(task_fn: Any, change: Change, limit: asyncio.Semaphore) -> Outcome:
+async def _run_change(task_fn: Any, change: Change, limit: WriteLimit) -> Outcome:
     verb = "register" if task_fn is register else "prune"
     async with limit:
         state = await task_fn.with_options(task_run_name=f"{verb}[{change.name}]")(
@@ -175,7 +174,7 @@ async def _ensure_lock(name: str) -> None:
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    async with get_client() as client:
+    async with api_client() as client:
         try:
             await client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
@@ -249,7 +248,7 @@ def render_counts(report: Report) -> str:
 async def _apply(plan: Plan, options: ReconcileOptions) -> tuple[list[Outcome], list[str]]:
     if options.dry_run:
         return [], ["dry run: nothing was changed"]
-    limit = asyncio.Semaphore(REGISTER_CONCURRENCY)
+    limit = WriteLimit(REGISTER_CONCURRENCY)
     outcomes = list(
         await asyncio.gather(*(_run_change(register, c, limit) for c in register_changes(plan)))
     )

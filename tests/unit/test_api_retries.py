@@ -1,0 +1,124 @@
+"""The client side of talking to a busy Prefect server: quick re-sends, the write limit.
+
+A real HTTP server on loopback answers 503 the way Prefect's server does when SQLite
+refuses a write; no Prefect server is needed to make it refuse on cue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from control_plane.prefect_api import RetryRefused, WriteLimit, remember_timezone_list
+
+
+class RefusingHandler(http.server.BaseHTTPRequestHandler):
+    """Answers 503 to the first `refuse` requests, then 201 with the request body."""
+
+    refuse = 0
+    bodies: list[bytes] = []
+
+    def do_POST(self) -> None:  # http.server names handlers this way
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).bodies.append(body)
+        if type(self).refuse > 0:
+            type(self).refuse -= 1
+            payload, status = b'{"exception_message": "Service Unavailable"}', 503
+        else:
+            payload, status = body, 201
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    RefusingHandler.bodies = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RefusingHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+async def _post(url: str) -> httpx.Response:
+    transport = RetryRefused(httpx.AsyncHTTPTransport())
+    async with httpx.AsyncClient(transport=transport) as client:
+        return await client.post(f"{url}/deployments/", json={"name": "d"})
+
+
+def test_a_refused_request_is_sent_again_soon_with_the_same_body(server: str) -> None:
+    RefusingHandler.refuse = 3
+    before = RetryRefused.refusals
+    loop = asyncio.new_event_loop()
+    try:
+        started = loop.time()
+        response = loop.run_until_complete(_post(server))
+        elapsed = loop.time() - started
+    finally:
+        loop.close()
+    assert response.status_code == 201
+    assert response.json() == {"name": "d"}
+    assert RefusingHandler.bodies == [b'{"name":"d"}'] * 4
+    assert RetryRefused.refusals - before == 3
+    # 0.05 + 0.1 + 0.2 s at most 1.5x jitter; Prefect's client would wait 2 + 4 + 8 s.
+    assert elapsed < 1.5
+
+
+def test_the_last_refusal_reaches_the_caller(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("control_plane.prefect_api.REFUSED_RETRY_DELAYS", (0.01, 0.01))
+    RefusingHandler.refuse = 10
+    response = asyncio.run(_post(server))
+    assert response.status_code == 503
+    assert len(RefusingHandler.bodies) == 3  # sent, and again after each delay
+
+
+def test_write_limit_runs_up_to_its_limit_then_one_at_a_time_after_a_refusal() -> None:
+    async def scenario() -> tuple[int, int]:
+        limit = WriteLimit(4)
+        running = peak_before = peak_after = 0
+        refused = asyncio.Event()
+
+        async def write(index: int) -> None:
+            nonlocal running, peak_before, peak_after
+            async with limit:
+                running += 1
+                if refused.is_set():
+                    peak_after = max(peak_after, running)
+                else:
+                    peak_before = max(peak_before, running)
+                await asyncio.sleep(0.01)
+                if index == 3 and not refused.is_set():
+                    RetryRefused.refusals += 1  # what the transport counts on a 503
+                    refused.set()
+                running -= 1
+
+        await asyncio.gather(*(write(i) for i in range(20)))
+        return peak_before, peak_after
+
+    peak_before, peak_after = asyncio.run(scenario())
+    assert peak_before == 4
+    assert peak_after == 1
+
+
+def test_the_cached_timezone_list_still_rejects_an_unknown_zone() -> None:
+    from prefect._internal.schemas import validators
+    from prefect.client.schemas.schedules import CronSchedule
+
+    remember_timezone_list()
+    remember_timezone_list()  # idempotent: cached once
+    assert hasattr(validators.get_timezones, "cache_info")
+    assert CronSchedule(cron="0 3 * * *", timezone="Europe/Berlin").timezone == "Europe/Berlin"
+    with pytest.raises(ValueError, match="Invalid timezone"):
+        CronSchedule(cron="0 3 * * *", timezone="Mars/Olympus_Mons")
