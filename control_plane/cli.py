@@ -148,7 +148,7 @@ def _live_specs(desired: Any, checkout: Any) -> tuple[Any, list[Any]]:
     async def read() -> tuple[list[Any], dict[str, str]]:
         async with get_client() as client:
             api = PrefectDeployments(client)
-            live = await api.read_live(desired.scope_tags, [s.name for s in desired.specs])
+            live = await api.read_live(desired.scope_tags, [s.full_name for s in desired.specs])
             return live, await api.read_work_pool_types()
 
     live, pools = asyncio.run(read())

@@ -49,7 +49,7 @@ class DeploymentsAPI(Protocol):
     """What reconcile needs from a Prefect server."""
 
     async def read_live(
-        self, scope_tags: frozenset[str], names: Iterable[str]
+        self, scope_tags: frozenset[str], full_names: Iterable[str]
     ) -> list[LiveDeployment]: ...
 
     async def read_work_pool_types(self) -> dict[str, str]: ...
@@ -377,9 +377,13 @@ class PrefectDeployments:
         return owned
 
     async def read_live(
-        self, scope_tags: frozenset[str], names: Iterable[str]
+        self, scope_tags: frozenset[str], full_names: Iterable[str]
     ) -> list[LiveDeployment]:
-        """The deployments in scope, and any deployment whose name a desired one wants."""
+        """The deployments in scope, and any deployment a desired one (`flow/name`) collides with.
+
+        The scope's deployments are read once; deployments are read by name only for the
+        desired ones the scope does not hold (on a no-op reconcile: none).
+        """
         from prefect.client.schemas.filters import (
             DeploymentFilter,
             DeploymentFilterName,
@@ -390,13 +394,17 @@ class PrefectDeployments:
             responses = await self._paged_deployments(
                 DeploymentFilter(tags=DeploymentFilterTags(all_=sorted(scope_tags)))
             )
-            wanted = sorted(set(names))
+            flow_names = await self._flow_names({r.flow_id for r in responses})
+            held = {f"{flow_names.get(r.flow_id, '?')}/{r.name}" for r in responses}
+            wanted = sorted({full.split("/", 1)[-1] for full in set(full_names) - held})
             for start in range(0, len(wanted), PAGE):
                 responses += await self._paged_deployments(
                     DeploymentFilter(name=DeploymentFilterName(any_=wanted[start : start + PAGE]))
                 )
             unique = {r.id: r for r in responses}
-            flow_names = await self._flow_names({r.flow_id for r in unique.values()})
+            unnamed = {r.flow_id for r in unique.values()} - set(flow_names)
+            if unnamed:
+                flow_names |= await self._flow_names(unnamed)
             automations = await self._owned_automations({str(i) for i in unique}) if unique else {}
         except Exception as exc:
             raise _translate(exc, "read-live-deployments") from exc

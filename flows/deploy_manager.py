@@ -82,11 +82,11 @@ def discover_flows(checkout: Checkout) -> Discovery:
     retry_condition_fn=_retry_transient,
 )
 async def read_live_deployments(
-    scope_tags: frozenset[str], names: list[str]
+    scope_tags: frozenset[str], full_names: list[str]
 ) -> tuple[list[LiveDeployment], dict[str, str]]:
     async with api_client() as client:
         api = PrefectDeployments(client)
-        live = await api.read_live(scope_tags, names)
+        live = await api.read_live(scope_tags, full_names)
         pool_types = await api.read_work_pool_types()
     return live, pool_types
 
@@ -223,7 +223,7 @@ async def deploy_manager(
         # One reconcile of a source at a time: the plan must see what the last one wrote.
         async with concurrency(lock, occupy=1, strict=True):
             live, pool_types = await read_live_deployments(
-                desired.scope_tags, [s.name for s in desired.specs]
+                desired.scope_tags, [s.full_name for s in desired.specs]
             )
             plan = await plan_changes(desired, live, pool_types, checkout, options)
             outcomes, notes = await _apply(plan, options)
