@@ -140,13 +140,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _live_specs(desired: Any, checkout: Any) -> tuple[Any, list[Any]]:
     import asyncio
 
-    from prefect import get_client
-
-    from control_plane.prefect_api import PrefectDeployments
+    from control_plane.prefect_api import PrefectDeployments, api_client
     from control_plane.reconcile import finalize_specs
 
     async def read() -> tuple[list[Any], dict[str, str]]:
-        async with get_client() as client:
+        async with api_client() as client:
             api = PrefectDeployments(client)
             live = await api.read_live(desired.scope_tags, [s.full_name for s in desired.specs])
             return live, await api.read_work_pool_types()

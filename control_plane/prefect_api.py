@@ -296,7 +296,6 @@ async def api_client() -> AsyncIterator[PrefectClient]:
 
 def _translate(exc: Exception, change: str) -> Exception:
     """Prefect/httpx errors as ours: 5xx and connection trouble may be retried."""
-    import httpx
     from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
     if isinstance(exc, PrefectHTTPStatusError):
