@@ -3,7 +3,7 @@
 `build_deployment_specs` turns what discovery found into `DeploymentSpec`s by applying
 the environment: the name pattern, default work pool, queue, job variables, parameters
 and tags, and the ownership tags (`deploy-manager`, `source:<name>`, `env:<name>`) that
-make a deployment ours. It is pure: no file, network or clock.
+make a deployment ours (`control_plane.markers`). It is pure: no file, network or clock.
 
 It does not decide what to change on the server (`control_plane.plans` does) and does
 not resolve `{{ ... }}` templates (the apply step does, as Prefect would).
@@ -18,40 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from control_plane.environments import Environment, slugify_branch
+from control_plane.environments import Environment
 from control_plane.errors import Problem
+from control_plane.markers import render_marker_tags, scope_tags
 
 if TYPE_CHECKING:
     from control_plane.discovery import DiscoveredDeployment, Discovery
-
-MANAGED_TAG = "deploy-manager"
-PROTECT_TAG = "deploy-manager:protect"
-SOURCE_TAG_PREFIX = "source:"
-ENV_TAG_PREFIX = "env:"
-BRANCH_TAG_PREFIX = "branch:"
-# The digest of a flow's code (its file, local imports, dependency files). A deployment
-# pinned to an older commit whose code digest is unchanged runs the same code, so a new
-# commit that does not touch a flow does not rewrite its deployment.
-CODE_TAG_PREFIX = "deploy-manager:code="
-# Labels carry what the plan needs to read back and a person need not see as a tag.
-LABEL_SOURCE_FILE = "deploy-manager.source-file"
-LABEL_COMMIT = "deploy-manager.commit"
-
-
-def source_tag(source: str) -> str:
-    return f"{SOURCE_TAG_PREFIX}{source}"
-
-
-def scope_tags(source: str, environment: Environment, branch: str | None) -> frozenset[str]:
-    """The tags every deployment of one reconcile carries; the plan manages exactly those.
-
-    Environments whose names depend on the branch (previews) are scoped per branch, so a
-    reconcile of one preview branch never prunes another branch's deployments.
-    """
-    tags = {MANAGED_TAG, source_tag(source), f"{ENV_TAG_PREFIX}{environment.name}"}
-    if "{branch}" in environment.name_pattern:
-        tags.add(f"{BRANCH_TAG_PREFIX}{slugify_branch(branch or 'local')}")
-    return frozenset(tags)
 
 
 @dataclass(frozen=True)
@@ -141,13 +113,12 @@ def build_deployment_spec(
         for key, value in environment.parameters.items()
         if _accepts(flow.parameters, key)
     }
-    tags = {
-        *declared.tags,
-        *environment.tags,
-        *scope_tags(context.source, environment, context.branch),
-    }
-    if flow.code_fingerprint:
-        tags.add(f"{CODE_TAG_PREFIX}{flow.code_fingerprint}")
+    markers = render_marker_tags(
+        scope_tags(context.source, environment, context.branch),
+        (declared.source_file, flow.path),
+        flow.code_fingerprint,
+    )
+    tags = {*declared.tags, *environment.tags, *markers}
     work_pool_name = declared.work_pool_name or environment.work_pool.name
     work_queue_name = declared.work_queue_name
     if work_queue_name is None and declared.work_pool_name is None:

@@ -33,6 +33,10 @@ from control_plane.prefect_yaml import DeclaredDeployment, PrefectYamlFile, pars
 # Prefect refuses these characters in flow names (prefect.types.names.BANNED_CHARACTERS).
 BANNED_NAME_CHARACTERS = ("/", "%", "&", ">", "<")
 DEPENDENCY_FILES = ("pyproject.toml", "requirements.txt", "Dockerfile")
+# Problems after which a prefect.yaml's deployments are unknown (not one bad entry: the file).
+UNREAD_CODES = frozenset(
+    {"unreadable-file", "invalid-yaml", "invalid-prefect-yaml", "not-a-prefect-yaml"}
+)
 
 
 @dataclass(frozen=True)
@@ -590,11 +594,19 @@ def _match_deployments(
 
     listed = {d.flow.entrypoint for d in matched}
     # A flow named by a prefect.yaml entry that failed validation gets no default deployment:
-    # the user meant to declare it, and a default one would be a surprise.
+    # the user meant to declare it, and a default one would be a surprise. Nor does a flow
+    # below a prefect.yaml that could not be read at all: it may declare that flow.
     mentioned = _mentioned_in_broken_yaml(yaml_files, root)
+    unread_dirs = tuple(
+        PurePosixPath(f.path).parent.as_posix().removeprefix(".")
+        for f in yaml_files
+        if any(p.code in UNREAD_CODES for p in f.errors)
+    )
     if config.default_deployments:
         for flow in flows:
             if flow.entrypoint in listed or flow.entrypoint in mentioned:
+                continue
+            if any(not d or flow.path.startswith(f"{d}/") for d in unread_dirs):
                 continue
             matched.append(DiscoveredDeployment(_default_declared(flow), flow, True, None))
 

@@ -17,13 +17,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from control_plane.deployments import (
-    CODE_TAG_PREFIX,
-    LABEL_SOURCE_FILE,
-    PROTECT_TAG,
-    DeploymentSpec,
-)
+from control_plane.deployments import DeploymentSpec
 from control_plane.errors import Problem
+from control_plane.markers import (
+    PROTECT_TAG,
+    is_owned,
+    is_protected,
+    read_code_fingerprint,
+    read_defining_files,
+    without_derived,
+)
 
 Action = Literal["create", "update", "unchanged", "prune", "keep", "conflict"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "unchanged", "prune", "keep", "conflict")
@@ -62,7 +65,6 @@ class LiveDeployment(BaseModel):
     description: str | None = None
     version: str | None = None
     tags: tuple[str, ...] = ()
-    labels: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
     parameter_openapi_schema: dict[str, Any] = Field(default_factory=dict)
     work_pool_name: str | None = None
@@ -82,24 +84,33 @@ class LiveDeployment(BaseModel):
 
     @property
     def code_fingerprint(self) -> str | None:
-        for tag in self.tags:
-            if tag.startswith(CODE_TAG_PREFIX):
-                return tag.removeprefix(CODE_TAG_PREFIX)
-        return None
-
-    @property
-    def source_file(self) -> str | None:
-        value = self.labels.get(LABEL_SOURCE_FILE)
-        return value if isinstance(value, str) else None
+        return read_code_fingerprint(self.tags)
 
     @property
     def defining_files(self) -> frozenset[str]:
-        files = set()
-        if self.source_file:
-            files.add(self.source_file)
-        if self.entrypoint and ":" in self.entrypoint:
-            files.add(self.entrypoint.rpartition(":")[0])
-        return frozenset(files)
+        return read_defining_files(self.tags, self.entrypoint)
+
+
+@dataclass(frozen=True)
+class UnreadFile:
+    """A prefect.yaml this run could not read: which deployments it declares is unknown.
+
+    What it may declare is kept: deployments it defined (its file marker) and deployments
+    whose files lie in its directory, where a prefect.yaml's entrypoints usually point
+    (the whole repository for the root prefect.yaml).
+    """
+
+    file: str
+    reason: str
+
+    @property
+    def directory(self) -> str:
+        return self.file.rpartition("/")[0]
+
+    def may_declare(self, defining_files: frozenset[str]) -> bool:
+        if self.file in defining_files or not self.directory:
+            return True
+        return any(f.startswith(f"{self.directory}/") for f in defining_files)
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,7 @@ class PlanPolicy:
     force_prune: bool = False
     max_prune_fraction: float = 0.5
     failed_files: frozenset[str] = frozenset()  # files that had errors in this run
+    unread_files: tuple[UnreadFile, ...] = ()  # prefect.yaml files that could not be read
     prune_blocked_reason: str | None = None  # e.g. deploy-manager.yaml failed to parse
 
 
@@ -208,7 +220,7 @@ def _normal(value: Any) -> Any:
 def _field_value(obj: DeploymentSpec | LiveDeployment, name: str) -> Any:
     value = getattr(obj, name)
     if name == "tags":
-        return sorted(t for t in value if not t.startswith(CODE_TAG_PREFIX))
+        return without_derived(value)
     if name == "description":
         return value or None
     if name == "pull_steps":
@@ -239,7 +251,7 @@ def compute_diffs(desired: DeploymentSpec, live: LiveDeployment) -> tuple[FieldD
 
 
 def _owned(live: LiveDeployment, scope: frozenset[str]) -> bool:
-    return scope <= set(live.tags)
+    return is_owned(live.tags, scope)
 
 
 def _images(specs: Iterable[DeploymentSpec]) -> tuple[ImageToBuild, ...]:
@@ -322,13 +334,20 @@ def _prune_changes(
             reason = "pruning is switched off for this run"
         elif policy.prune_blocked_reason:
             reason = policy.prune_blocked_reason
-        elif PROTECT_TAG in deployment.tags:
+        elif is_protected(deployment.tags):
             reason = f"tagged {PROTECT_TAG}: never pruned"
         else:
-            broken = sorted(deployment.defining_files & policy.failed_files)
-            if broken:
+            files = deployment.defining_files
+            broken = sorted(files & policy.failed_files)
+            unread = [u for u in policy.unread_files if u.may_declare(files)]
+            if unread:
                 reason = (
-                    f"{', '.join(broken)} failed to parse in this run; the deployment is kept "
+                    f"{unread[0].file} could not be read ({unread[0].reason}); the deployments "
+                    "it may declare are kept until it is fixed"
+                )
+            elif broken:
+                reason = (
+                    f"{', '.join(broken)} had errors in this run; the deployment is kept "
                     "until the file is fixed"
                 )
         if reason:

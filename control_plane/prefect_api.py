@@ -519,7 +519,6 @@ def to_live(
         description=response.description,
         version=response.version,
         tags=tuple(sorted(response.tags)),
-        labels=dict(response.labels or {}),
         parameters=dict(response.parameters),
         parameter_openapi_schema=dict(response.parameter_openapi_schema or {}),
         work_pool_name=response.work_pool_name,

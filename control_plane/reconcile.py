@@ -27,13 +27,13 @@ from control_plane.deployments import (
     DeploymentSpec,
     SourceContext,
     build_deployment_specs,
-    scope_tags,
     select,
 )
-from control_plane.discovery import Discovery
+from control_plane.discovery import UNREAD_CODES, Discovery
 from control_plane.environments import Environment
 from control_plane.errors import DeployManagerError, Problem
-from control_plane.plans import Change, LiveDeployment, Plan, PlanPolicy
+from control_plane.markers import scope_tags
+from control_plane.plans import Change, LiveDeployment, Plan, PlanPolicy, UnreadFile
 from control_plane.sources import Checkout
 
 PROCESS_POOL_TYPES = frozenset({"process"})
@@ -58,6 +58,7 @@ class Desired:
     specs: tuple[DeploymentSpec, ...]
     problems: tuple[Problem, ...]
     failed_files: frozenset[str]
+    unread_files: tuple[UnreadFile, ...]
     scope_tags: frozenset[str]
     prune_blocked_reason: str | None
 
@@ -73,24 +74,26 @@ def build_desired(checkout: Checkout, discovery: Discovery, options: ReconcileOp
         blocked = f"the prune policy of environment {environment.name!r} is switched off"
     elif any(p.code == "invalid-config" for p in problems):
         blocked = "deploy-manager.yaml failed to parse; nothing is pruned until it is fixed"
-    elif any(p.severity == "error" and p.file.endswith(("prefect.yaml", "prefect.yml"))
-             and p.code in ("invalid-yaml", "invalid-prefect-yaml") for p in problems):  # fmt: skip
-        broken = sorted(
-            {p.file for p in problems if p.code in ("invalid-yaml", "invalid-prefect-yaml")}
-        )
-        blocked = (
-            f"{', '.join(broken)} could not be read; the deployments it declares are unknown, "
-            "so nothing is pruned until it is fixed"
-        )
     return Desired(
         environment=environment,
         context=context,
         specs=specs,
         problems=problems,
         failed_files=discovery.failed_files | {p.file for p in name_problems},
+        unread_files=unread_files(discovery),
         scope_tags=scope_tags(checkout.source, environment, checkout.branch),
         prune_blocked_reason=blocked,
     )
+
+
+def unread_files(discovery: Discovery) -> tuple[UnreadFile, ...]:
+    """The prefect.yaml files whose deployments this run could not enumerate."""
+    unread = {}
+    for yaml_file in discovery.prefect_yaml_files:
+        for problem in yaml_file.errors:
+            if problem.code in UNREAD_CODES and yaml_file.path not in unread:
+                unread[yaml_file.path] = UnreadFile(yaml_file.path, problem.code)
+    return tuple(unread.values())
 
 
 def pinned_pull_steps(checkout: Checkout) -> tuple[dict[str, Any], ...] | None:
@@ -146,6 +149,7 @@ def compute_plan(
             force_prune=options.force_prune,
             max_prune_fraction=desired.environment.prune.max_fraction,
             failed_files=desired.failed_files,
+            unread_files=desired.unread_files,
             prune_blocked_reason=desired.prune_blocked_reason,
         ),
         desired.problems,

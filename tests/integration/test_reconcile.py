@@ -338,7 +338,7 @@ def test_guard_a_file_with_a_problem_keeps_its_deployment(
     assert state.is_failed()  # the syntax error is an error of the run
     (keep,) = [i for i in report.items if i.action == "keep"]
     assert keep.deployment == f"{repo['c']}/c-prod"
-    assert "flows/c.py failed to parse" in (keep.detail or "")
+    assert "flows/c.py had errors in this run" in (keep.detail or "")
     assert "c-prod" in run_sync(read_deployments(f"source:{source_block}"))
 
 
@@ -404,3 +404,118 @@ def test_cli_plan_against_the_server_matches_the_flow(
     plan = json.loads(result.stdout)
     assert plan["counts"]["unchanged"] == 3, plan["changes"]
     assert plan["counts"]["create"] + plan["counts"]["update"] == 0
+
+
+def test_markers_the_plan_reads_round_trip_through_the_server(
+    prefect_server: Any, source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    """Every marker the plan reads of a live deployment is one registration wrote."""
+    from control_plane.discovery import discover
+    from control_plane.markers import is_owned
+    from control_plane.prefect_api import PrefectDeployments, api_client
+    from control_plane.reconcile import ReconcileOptions, build_desired
+    from control_plane.sources import read_local_checkout
+
+    apply(source_block)
+    checkout = read_local_checkout(remote.work, source=source_block)
+    desired = build_desired(checkout, discover(remote.work), ReconcileOptions())
+
+    async def read() -> list[Any]:
+        async with api_client() as client:
+            return await PrefectDeployments(client).read_live(desired.scope_tags, [])
+
+    live = {d.full_name: d for d in run_sync(read())}
+    assert sorted(live) == sorted(s.full_name for s in desired.specs)
+    for spec in desired.specs:
+        got = live[spec.full_name]
+        assert got.defining_files == spec.defining_files == {"prefect.yaml", spec.flow_file}
+        assert got.code_fingerprint == spec.code_fingerprint is not None
+        assert is_owned(got.tags, desired.scope_tags)
+
+
+def test_a_typo_in_one_entry_keeps_its_deployment_and_updates_the_others(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    """The data-loss reproduction: one entry's cron made invalid must not prune it."""
+    apply(source_block)
+    before = run_sync(read_deployments(f"source:{source_block}"))
+    pool = repo["pool"]
+    remote.commit(
+        {
+            "prefect.yaml": prefect_yaml(
+                pool,
+                [
+                    entry("a-prod", "flows/a.py", pool, parameters={"x": 1},
+                          schedules=[{"cron": "61 * * * *", "timezone": "UTC"}],
+                          job_variables={"env": {"LEVEL": "info"}}),
+                    entry("b-prod", "flows/b.py", pool, parameters={"x": 7}, triggers=[TRIGGER]),
+                    entry("c-prod", "flows/c.py", pool, parameters={"x": 8}),
+                ],
+            )
+        },
+        "a typo in a-prod's cron, new parameters for b and c",
+    )  # fmt: skip
+    report, state = apply(source_block)
+    assert state.is_failed()  # the invalid cron is an error of the run
+    actions = {i.deployment.split("/")[1]: (i.action, i.status) for i in report.items}
+    assert actions == {
+        "a-prod": ("keep", "skipped"), "b-prod": ("update", "done"), "c-prod": ("update", "done"),
+    }  # fmt: skip
+    keep = next(i for i in report.items if i.action == "keep")
+    assert "prefect.yaml had errors in this run" in (keep.detail or "")
+    assert any(p["code"] == "invalid-cron" for p in report.problems)
+    after = run_sync(read_deployments(f"source:{source_block}"))
+    assert after["a-prod"].id == before["a-prod"].id
+    assert after["a-prod"].updated == before["a-prod"].updated  # untouched
+    assert (after["b-prod"].parameters, after["c-prod"].parameters) == ({"x": 7}, {"x": 8})
+
+
+def test_an_unreadable_nested_prefect_yaml_keeps_what_it_declares_and_the_rest_reconciles(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    nested_flow = f"nested-{repo['token']}"
+    nested_yaml = prefect_yaml(repo["pool"], [entry("n-prod", "pipelines/n/n.py", repo["pool"])])
+    remote.commit(
+        {"pipelines/n/n.py": flow_file(nested_flow), "pipelines/n/prefect.yaml": nested_yaml},
+        "a nested pipeline",
+    )
+    first, _ = apply(source_block)
+    assert first.counts["create"] == 4
+    remote.commit(
+        {
+            "pipelines/n/prefect.yaml": "deployments:\n  - name: n-prod\n    entrypoint: [oops\n",
+            "flows/c.py": None,
+            "prefect.yaml": _yaml_without(repo, "c"),
+        },
+        "break the nested prefect.yaml, remove c",
+    )
+    report, state = apply(source_block)
+    assert state.is_failed()
+    actions = {i.deployment.split("/")[1]: (i.action, i.status) for i in report.items}
+    assert actions["n-prod"] == ("keep", "skipped")
+    assert actions["c-prod"] == ("prune", "done")
+    keep = next(i for i in report.items if i.action == "keep")
+    assert "pipelines/n/prefect.yaml could not be read (invalid-yaml)" in (keep.detail or "")
+    assert set(run_sync(read_deployments(f"source:{source_block}"))) == {
+        "a-prod", "b-prod", "n-prod",
+    }  # fmt: skip
+
+
+def test_a_deploy_manager_yaml_that_stops_parsing_blocks_every_prune(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    apply(source_block)
+    remote.commit(
+        {
+            "deploy-manager.yaml": "environments: [unclosed\n",
+            "flows/c.py": None,
+            "prefect.yaml": _yaml_without(repo, "c"),
+        },
+        "break deploy-manager.yaml, remove c",
+    )
+    report, state = apply(source_block)
+    assert state.is_failed()
+    (keep,) = [i for i in report.items if i.action == "keep"]
+    assert keep.deployment.endswith("/c-prod")
+    assert "deploy-manager.yaml failed to parse" in (keep.detail or "")
+    assert "c-prod" in run_sync(read_deployments(f"source:{source_block}"))

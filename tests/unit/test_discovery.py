@@ -258,6 +258,21 @@ def test_default_deployments_and_switch(write_repo) -> None:
     assert [(d.flow.name, d.name) for d in off.deployments] == [("listed", "prod")]
 
 
+def test_no_default_deployment_below_a_prefect_yaml_that_cannot_be_read(write_repo) -> None:
+    """It may declare those flows: a default deployment now would be pruned once it is fixed."""
+    flow = "from prefect import flow\n@flow\ndef {0}(): pass\n"
+    repo = write_repo(
+        {
+            "pipelines/ml/train.py": flow.format("train"),
+            "pipelines/ml/prefect.yaml": "deployments:\n  - name: x\n    entrypoint: [oops\n",
+            "other/job.py": flow.format("job"),
+        }
+    )
+    result = discover(repo)
+    assert [d.flow.name for d in result.deployments] == ["job"]
+    assert [p.code for p in result.errors] == ["invalid-yaml"]
+
+
 def test_entrypoint_to_a_function_that_is_not_a_flow(write_repo) -> None:
     repo = write_repo(
         {

@@ -6,13 +6,9 @@ from typing import Any
 
 import pytest
 
-from control_plane.deployments import (
-    LABEL_SOURCE_FILE,
-    MANAGED_TAG,
-    PROTECT_TAG,
-    DeploymentSpec,
-)
-from control_plane.plans import LiveDeployment, PlanPolicy, compute, render_table
+from control_plane.deployments import DeploymentSpec
+from control_plane.markers import MANAGED_TAG, PROTECT_TAG, render_marker_tags
+from control_plane.plans import LiveDeployment, PlanPolicy, UnreadFile, compute, render_table
 
 SCOPE = frozenset({MANAGED_TAG, "source:repo", "env:production"})
 # what a deployment spec and a live deployment have in common: what the server stores
@@ -20,6 +16,7 @@ SHARED_FIELDS = (set(DeploymentSpec.model_fields) & set(LiveDeployment.model_fie
 
 
 def spec(name: str, flow: str = "etl", **fields: Any) -> DeploymentSpec:
+    """A spec with the markers `build_deployment_spec` writes (scope, defining files)."""
     values: dict[str, Any] = {
         "name": name,
         "flow_name": flow,
@@ -27,17 +24,22 @@ def spec(name: str, flow: str = "etl", **fields: Any) -> DeploymentSpec:
         "source_file": "prefect.yaml",
         "flow_file": f"flows/{flow}.py",
         "environment": "production",
-        "tags": tuple(sorted(SCOPE)),
         "work_pool_name": "pool",
         "version": "abc12345",
     }
     values.update(fields)
+    markers = render_marker_tags(SCOPE, (values["source_file"], values["flow_file"]), None)
+    values["tags"] = tuple(sorted({*markers, *values.get("tags", ())}))
     return DeploymentSpec(**values)
 
 
 def live_of(desired: DeploymentSpec, **changes: Any) -> LiveDeployment:
+    """What the server returns for a registered spec: only the fields registration writes.
+
+    tests/integration/test_reconcile.py::test_markers_round_trip checks on a real server
+    that a registered spec reads back with these fields, markers included.
+    """
     data = desired.model_dump(include=SHARED_FIELDS)
-    data["labels"] = {LABEL_SOURCE_FILE: desired.source_file}
     data.update(changes)
     return LiveDeployment(id=f"id-{desired.name}", **data)
 
@@ -86,6 +88,7 @@ def test_unmanaged_and_other_scopes_are_never_pruned() -> None:
     stray = live_of(spec("stray"), tags=("team",))
     other_env = live_of(spec("staging"), tags=(MANAGED_TAG, "source:repo", "env:staging"))
     other_source = live_of(spec("o"), tags=(MANAGED_TAG, "source:other", "env:production"))
+    assert "env:production" in spec("keep").tags  # the scope the others lack
     plan = compute([keep], [live_of(keep), stray, other_env, other_source], policy())
     assert [(c.action, c.name) for c in plan.changes] == [("unchanged", "etl/keep")]
 
@@ -114,7 +117,7 @@ def test_prune_refused_as_a_whole_beyond_the_fraction_or_all(kept: int, total: i
 
 
 def test_protected_deployment_is_never_pruned() -> None:
-    protected = live_of(spec("p"), tags=(*sorted(SCOPE), PROTECT_TAG))
+    protected = live_of(spec("p", tags=(PROTECT_TAG,)))
     plan = compute(
         [spec("a"), spec("b")], [live_of(spec("a")), live_of(spec("b")), protected], policy()
     )
@@ -122,7 +125,7 @@ def test_protected_deployment_is_never_pruned() -> None:
     assert keep.name == "etl/p" and PROTECT_TAG in (keep.reason or "")
 
 
-def test_deployment_whose_file_failed_is_kept() -> None:
+def test_deployment_whose_flow_file_failed_is_kept() -> None:
     gone = live_of(spec("gone", flow="broken"))
     plan = compute(
         [spec("a"), spec("b")],
@@ -130,7 +133,39 @@ def test_deployment_whose_file_failed_is_kept() -> None:
         policy(failed_files=frozenset({"flows/broken.py"})),
     )
     (keep,) = plan.by_action("keep")
-    assert "flows/broken.py failed to parse" in (keep.reason or "")
+    assert "flows/broken.py had errors in this run" in (keep.reason or "")
+
+
+def test_deployment_whose_prefect_yaml_entry_failed_is_kept_by_its_file_marker() -> None:
+    """The entry is missing from the desired state; its prefect.yaml marker keeps it."""
+    nested = {"source_file": "pipelines/x/prefect.yaml"}
+    live = [live_of(spec(n, **nested)) for n in ("a", "b", "c")]
+    plan = compute(
+        [spec("a", **nested), spec("b", **nested)],
+        live,
+        policy(failed_files=frozenset({"pipelines/x/prefect.yaml"})),
+    )
+    (keep,) = plan.by_action("keep")
+    assert keep.name == "etl/c"
+    assert "pipelines/x/prefect.yaml had errors" in (keep.reason or "")
+
+
+def test_unread_prefect_yaml_keeps_what_it_may_declare_and_nothing_else() -> None:
+    ml = {"source_file": "pipelines/ml/prefect.yaml", "flow_file": "pipelines/ml/train.py"}
+    live = [
+        live_of(spec("declared-there", flow="t", **ml)),
+        live_of(spec("default-below", flow="u", source_file="pipelines/ml/u.py",
+                     flow_file="pipelines/ml/u.py")),
+        live_of(spec("elsewhere", flow="v")),
+        *(live_of(spec(f"k{i}")) for i in range(4)),
+    ]  # fmt: skip
+    unread = UnreadFile("pipelines/ml/prefect.yaml", "invalid-yaml")
+    plan = compute([spec(f"k{i}") for i in range(4)], live, policy(unread_files=(unread,)))
+    assert sorted(c.name for c in plan.by_action("keep")) == ["t/declared-there", "u/default-below"]
+    assert [c.name for c in plan.by_action("prune")] == ["v/elsewhere"]
+    root = UnreadFile("prefect.yaml", "invalid-yaml")
+    everything = compute([spec(f"k{i}") for i in range(4)], live, policy(unread_files=(root,)))
+    assert everything.by_action("prune") == ()
 
 
 def test_prune_switched_off() -> None:
