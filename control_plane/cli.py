@@ -101,7 +101,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from control_plane.discovery import discover
     from control_plane.plans import render_table
-    from control_plane.reconcile import ReconcileOptions, build_desired, compute_plan
+    from control_plane.reconcile import LiveState, ReconcileOptions, build_desired, make_plan
     from control_plane.sources import read_local_checkout
 
     root = _checkout_dir(args.path)
@@ -110,11 +110,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         checkout = replace(checkout, branch=args.branch)
     options = ReconcileOptions(environment=args.environment, prune=not args.no_prune)
     desired = build_desired(checkout, discover(root), options)
-    specs, live = desired.specs, []
+    state = LiveState((), None)
     if os.environ.get("PREFECT_API_URL"):
-        # the same reads and normal forms as the flow, so the plan is the one it would make
-        specs, live = _live_specs(desired, checkout)
-    plan = compute_plan(desired, specs, live, options)
+        # the same reads and the same plan function as the flow: the plan it would make
+        state = _read_state(desired)
+    plan = make_plan(desired, state, checkout, options)
     if args.json:
         _print_json(
             {
@@ -131,26 +131,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"{(checkout.commit or '-')[:8]} environment {desired.environment.name}"
         )
         print(render_table(plan))
-        for problem in desired.problems:
+        for problem in plan.problems:
             print(problem.render(), file=sys.stderr)
-    has_errors = any(p.severity == "error" for p in desired.problems) or plan.by_action("conflict")
+    has_errors = any(p.severity == "error" for p in plan.problems) or plan.by_action("conflict")
     return EXIT_PROBLEMS if has_errors else EXIT_OK
 
 
-def _live_specs(desired: Any, checkout: Any) -> tuple[Any, list[Any]]:
+def _read_state(desired: Any) -> Any:
     import asyncio
 
     from control_plane.prefect_api import PrefectDeployments, api_client
-    from control_plane.reconcile import finalize_specs
+    from control_plane.reconcile import read_state
 
-    async def read() -> tuple[list[Any], dict[str, str]]:
+    async def read() -> Any:
         async with api_client() as client:
-            api = PrefectDeployments(client)
-            live = await api.read_live(desired.scope_tags, [s.full_name for s in desired.specs])
-            return live, await api.read_work_pool_types()
+            return await read_state(PrefectDeployments(client), desired)
 
-    live, pools = asyncio.run(read())
-    return finalize_specs(desired.specs, live, pools, checkout), live
+    return asyncio.run(read())
 
 
 def _block_name(path_or_url: str) -> str:

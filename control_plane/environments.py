@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from control_plane.errors import ConfigError, Problem
 
@@ -39,6 +39,24 @@ class WorkPoolDefaults(_Config):
         default_factory=dict,
         description="Job variables merged under each deployment's own (theirs win).",
     )
+    type: str | None = Field(
+        default=None,
+        description="The pool's worker type (process, docker, kubernetes, ...); "
+        "needed with create: true.",
+    )
+    create: bool = Field(
+        default=False,
+        description="Create the pool (of `type`) when the server lacks it; never deleted.",
+    )
+
+    @model_validator(mode="after")
+    def _create_needs_a_type(self) -> WorkPoolDefaults:
+        if self.create and not self.type:
+            raise ValueError(
+                f"work_pool {self.name!r} has create: true but no type; "
+                "add type: process (or docker, kubernetes, ...)"
+            )
+        return self
 
 
 class PrunePolicy(_Config):

@@ -86,5 +86,6 @@ def read_defining_files(tags: Iterable[str], entrypoint: str | None) -> frozense
 
 
 def without_derived(tags: Iterable[str]) -> list[str]:
-    """Tags as compared between desired and live: the code digest is compared on its own."""
-    return sorted(t for t in tags if not t.startswith(CODE_TAG_PREFIX))
+    """Tags as compared between desired and live: the code digest is compared on its own,
+    and the protect tag is a person's, kept by every update."""
+    return sorted(t for t in tags if not t.startswith(CODE_TAG_PREFIX) and t != PROTECT_TAG)

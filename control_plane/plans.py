@@ -11,7 +11,7 @@ as JSON lives here too. Applying it is `control_plane.reconcile`'s job.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,8 +28,10 @@ from control_plane.markers import (
     without_derived,
 )
 
-Action = Literal["create", "update", "unchanged", "prune", "keep", "conflict"]
-ACTIONS: tuple[Action, ...] = ("create", "update", "unchanged", "prune", "keep", "conflict")
+Action = Literal["create", "update", "unchanged", "prune", "keep", "conflict", "invalid"]
+ACTIONS: tuple[Action, ...] = (
+    "create", "update", "unchanged", "prune", "keep", "conflict", "invalid",
+)  # fmt: skip
 
 # The fields a reconcile owns. `version` follows the commit and is written with any other
 # change, never alone: a new commit that changes nothing else must not touch the server.
@@ -124,6 +126,7 @@ class PlanPolicy:
     failed_files: frozenset[str] = frozenset()  # files that had errors in this run
     unread_files: tuple[UnreadFile, ...] = ()  # prefect.yaml files that could not be read
     prune_blocked_reason: str | None = None  # e.g. deploy-manager.yaml failed to parse
+    creatable_pools: Mapping[str, str] = field(default_factory=dict)  # name -> type (create: true)
 
 
 @dataclass(frozen=True)
@@ -169,9 +172,28 @@ class ImageToBuild:
 
 
 @dataclass(frozen=True)
+class WorkPool:
+    """A work pool as the server has it: what the plan checks deployments against."""
+
+    name: str
+    type: str
+    variables: Mapping[str, Any] = field(default_factory=dict)  # base job template's schema
+
+
+@dataclass(frozen=True)
+class PoolToCreate:
+    """A work pool the environment asks for (`create: true`) and the server lacks."""
+
+    name: str
+    type: str
+    used_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Plan:
     changes: tuple[Change, ...]
     images: tuple[ImageToBuild, ...] = ()
+    pools: tuple[PoolToCreate, ...] = ()
     problems: tuple[Problem, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
@@ -190,6 +212,9 @@ class Plan:
         return {
             "counts": self.counts,
             "changes": [c.as_dict() for c in self.changes],
+            "pools": [
+                {"name": p.name, "type": p.type, "used_by": list(p.used_by)} for p in self.pools
+            ],
             "images": [
                 {
                     "step": i.step,
@@ -283,15 +308,35 @@ def compute(
     live: Sequence[LiveDeployment],
     policy: PlanPolicy,
     problems: Sequence[Problem] = (),
+    *,
+    pools: Collection[str] | None = None,
+    refused: Mapping[str, tuple[str, str]] | None = None,
 ) -> Plan:
-    """The changes that make `live` match `desired`, within `policy`."""
+    """The changes that make `live` match `desired`, within `policy`.
+
+    `pools` are the work pool names the server has (None: unknown, not checked);
+    `refused` maps a deployment (`flow/name`) to why the server would refuse it as
+    declared and the remedy (its job variables, checked against the pool by the caller). Such a
+    deployment, and one naming a pool that does not exist, is `invalid`: not written,
+    its live version (if any) left as it is, and a problem at its file and line.
+    """
     live_by_name = {d.full_name: d for d in live}
+    refused = dict(refused or {})
+    found = list(problems)
+    to_create: dict[str, list[str]] = {}
+    if pools is not None:
+        for spec in desired:
+            pool = spec.work_pool_name
+            if not pool or pool in pools or spec.full_name in refused:
+                continue
+            if pool in policy.creatable_pools:
+                to_create.setdefault(pool, []).append(spec.full_name)
+            else:
+                refused[spec.full_name] = _missing_pool_reason(spec, pools)
     changes: list[Change] = []
     for spec in desired:
         current = live_by_name.get(spec.full_name)
-        if current is None:
-            changes.append(Change("create", spec.full_name, desired=spec))
-        elif not _owned(current, policy.scope_tags):
+        if current is not None and not _owned(current, policy.scope_tags):
             missing = sorted(policy.scope_tags - set(current.tags))
             changes.append(
                 Change(
@@ -307,6 +352,21 @@ def compute(
                     ),
                 )
             )
+        elif spec.full_name in refused:
+            what, remedy = refused[spec.full_name]
+            changes.append(Change("invalid", spec.full_name, desired=spec, live=current,
+                                  reason=f"{what}; {remedy}"))  # fmt: skip
+            found.append(
+                Problem(
+                    spec.source_file,
+                    spec.source_line,
+                    "refused-by-server",
+                    f"deployment {spec.full_name}: {what}",
+                    remedy,
+                )
+            )
+        elif current is None:
+            changes.append(Change("create", spec.full_name, desired=spec))
         else:
             diffs = compute_diffs(spec, current)
             action: Action = "update" if diffs else "unchanged"
@@ -319,7 +379,23 @@ def compute(
     return Plan(
         changes=tuple(sorted(changes, key=lambda c: (ACTIONS.index(c.action), c.name))),
         images=_images(w for w in writes if w is not None),
-        problems=tuple(problems),
+        pools=tuple(
+            PoolToCreate(name, policy.creatable_pools[name], tuple(users))
+            for name, users in sorted(to_create.items())
+        ),
+        problems=tuple(found),
+    )
+
+
+def _missing_pool_reason(spec: DeploymentSpec, pools: Collection[str]) -> tuple[str, str]:
+    names = sorted(pools)
+    known = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    known = known or "none"
+    return (
+        f"work pool {spec.work_pool_name!r} does not exist on the server (it has: {known})",
+        f"create it (prefect work-pool create {spec.work_pool_name} --type process), or name "
+        "an existing pool in the deployment's work_pool.name or in deploy-manager.yaml, or "
+        "let deploy-manager.yaml create it: work_pool: {name: ..., type: process, create: true}",
     )
 
 
@@ -408,6 +484,8 @@ def render_table(plan: Plan) -> str:
     counts = ", ".join(f"{n} {a}" for a, n in plan.counts.items() if n)
     lines.append("")
     lines.append(f"plan: {counts or 'nothing to do'}")
+    for pool in plan.pools:
+        lines.append(f"work pool to create: {pool.name} ({pool.type}), for {len(pool.used_by)}")
     for image in plan.images:
         lines.append(f"image: {image.image_name}:{image.tag or '<content tag>'}")
     return "\n".join(lines)

@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
 import random
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
@@ -28,7 +29,9 @@ import httpx
 
 from control_plane.deployments import DeploymentSpec
 from control_plane.errors import ApplyError, TransientError
-from control_plane.plans import LiveDeployment
+from control_plane.markers import PROTECT_TAG, is_protected
+from control_plane.plans import LiveDeployment, WorkPool
+from control_plane.prefect_yaml import is_templated
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -40,6 +43,24 @@ REFUSED_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6)  # 
 # What Prefect's client re-sends too (prefect.client.base.PrefectHttpxAsyncClient.send).
 RESENT_ERRORS = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 SCHEDULE_FIELDS = {"schedule", "active", "parameters", "slug", "max_scheduled_runs"}
+# The field of DeploymentUpdate a compared field is written through (the plan's diff names).
+UPDATE_FIELDS = {
+    "entrypoint": "entrypoint",
+    "code_fingerprint": "tags",
+    "description": "description",
+    "tags": "tags",
+    "parameters": "parameters",
+    "parameter_openapi_schema": "parameter_openapi_schema",
+    "work_pool_name": "work_pool_name",
+    "work_queue_name": "work_queue_name",
+    "job_variables": "job_variables",
+    "schedules": "schedules",
+    "concurrency_limit": "concurrency_limit",
+    "concurrency_options": "concurrency_options",
+    "enforce_parameter_schema": "enforce_parameter_schema",
+    "pull_steps": "pull_steps",
+    "paused": "paused",
+}
 # What a trigger's automation looks like, minus what the server adds or sets itself.
 AUTOMATION_FIELDS = {"name", "description", "enabled", "trigger", "actions",
                      "actions_on_trigger", "actions_on_resolve"}  # fmt: skip
@@ -52,9 +73,16 @@ class DeploymentsAPI(Protocol):
         self, scope_tags: frozenset[str], full_names: Iterable[str]
     ) -> list[LiveDeployment]: ...
 
-    async def read_work_pool_types(self) -> dict[str, str]: ...
+    async def read_work_pools(self) -> dict[str, WorkPool]: ...
 
-    async def register(self, spec: DeploymentSpec, live: LiveDeployment | None = None) -> str: ...
+    async def create_work_pool(self, name: str, pool_type: str) -> None: ...
+
+    async def register(
+        self,
+        spec: DeploymentSpec,
+        live: LiveDeployment | None = None,
+        changed: Collection[str] | None = None,
+    ) -> str: ...
 
     async def delete(self, live: LiveDeployment) -> None: ...
 
@@ -132,9 +160,11 @@ def _schedule_key(schedule: dict[str, Any]) -> str:
     return json.dumps(schedule, sort_keys=True, default=str)
 
 
-def _without_anchor(schedule: dict[str, Any]) -> str:
-    inner = {k: v for k, v in schedule.get("schedule", {}).items() if k != "anchor_date"}
-    return _schedule_key({**schedule, "schedule": inner})
+def _timing_key(schedule: dict[str, Any]) -> str:
+    """What a schedule runs when, without its anchor: the same for one schedule over time."""
+    return _schedule_key(
+        {k: v for k, v in schedule.get("schedule", {}).items() if k != "anchor_date"}
+    )
 
 
 def sort_schedules(schedules: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
@@ -142,30 +172,57 @@ def sort_schedules(schedules: Iterable[dict[str, Any]]) -> tuple[dict[str, Any],
     return tuple(sorted(schedules, key=_schedule_key))
 
 
+def schedule_slug(schedule: dict[str, Any], taken: set[str]) -> str:
+    """A stable slug for a schedule the repository gives none: from what it runs when.
+
+    The server keeps a schedule's `active` flag (a pause from the UI) across updates only
+    for schedules with slugs (PrefectHQ/prefect#18822), and updates them by slug. The slug
+    comes from the schedule's timing (not its anchor, not its parameters), so a
+    parameter change updates the schedule in place and a new cron is a new schedule.
+    """
+    digest = hashlib.sha256(_timing_key(schedule).encode()).hexdigest()[:8]
+    slug, n = f"dm-{digest}", 1
+    while slug in taken:
+        n += 1
+        slug = f"dm-{digest}-{n}"
+    taken.add(slug)
+    return slug
+
+
 def canonical_schedules(
     desired: Sequence[dict[str, Any]], live: Sequence[dict[str, Any]] = ()
 ) -> tuple[dict[str, Any], ...]:
-    """Desired schedules as the server shows them, in a stable order.
+    """Desired schedules as the server shows them, in a stable order, each with a slug.
 
     An interval schedule without an `anchor_date` gets "now" from Prefect at every
     deploy; where the repository names none, the anchor of the same live schedule is
-    kept, so the next reconcile does not see a change.
+    kept, so the next reconcile does not see a change. A schedule the repository keeps
+    active (the default) that a person paused in the UI stays paused: `active: false`
+    in the repository is enforced, `active: true` is not forced over a pause.
     """
-    anchors: dict[str, list[Any]] = {}
+    by_slug = {s["slug"]: s for s in live if s.get("slug")}
+    anchors: dict[str, list[Any]] = {}  # schedules registered before slugs: by their timing
     for schedule in live:
         anchor = schedule.get("schedule", {}).get("anchor_date")
-        if anchor is not None:
-            anchors.setdefault(_without_anchor(schedule), []).append(anchor)
+        if anchor is not None and not schedule.get("slug"):
+            anchors.setdefault(_timing_key(schedule), []).append(anchor)
+    taken = {str(e["slug"]) for e in desired if e.get("slug")}
     out = []
     for entry, create in zip(desired, schedule_creates(desired), strict=True):
         data = _dump_schedule(create)
+        if not data.get("slug"):
+            data["slug"] = schedule_slug(data, taken)
+        current = by_slug.get(data["slug"])
         inner = entry.get("schedule", {})
         if "interval" in inner and not inner.get("anchor_date"):
-            kept = anchors.get(_without_anchor(data))
+            anchor = (current or {}).get("schedule", {}).get("anchor_date")
+            kept = [anchor] if anchor else anchors.get(_timing_key(data))
             if kept:
                 data["schedule"]["anchor_date"] = kept.pop(0)
             else:
                 data["schedule"].pop("anchor_date", None)
+        if current is not None and current.get("active") is False and data["active"] is True:
+            data["active"] = False  # paused in the UI: the repository does not force it on
         out.append(data)
     return sort_schedules(out)
 
@@ -204,6 +261,41 @@ def canonical_triggers(
         automation = trigger.as_automation()
         out.append(automation.model_dump(mode="json", include=AUTOMATION_FIELDS))
     return tuple(sorted(out, key=lambda a: a["name"]))
+
+
+def check_job_variables(
+    job_variables: dict[str, Any], pool: WorkPool
+) -> tuple[str | None, tuple[str, ...]]:
+    """Why the server would refuse these job variables in `pool` (None: it would not), and
+    the keys the pool's job template does not know (a worker ignores them silently).
+
+    The check is Prefect's own (`prefect.utilities.schema_tools.validate`, as the server's
+    `check_valid_configuration` calls it). Templated values are resolved only when the
+    deployment is applied, so they are not checked here.
+    """
+    from prefect.utilities.schema_tools import ValidationError, validate
+
+    properties = pool.variables.get("properties") or {}
+    unknown = tuple(sorted(k for k in job_variables if properties and k not in properties))
+    concrete = {k: v for k, v in job_variables.items() if not _has_template(v) and k not in unknown}
+    if not pool.variables or not concrete:
+        return None, unknown
+    try:
+        validate(concrete, dict(pool.variables), raise_on_error=True, preprocess=True,
+                 ignore_required=True)  # fmt: skip
+    except ValidationError as exc:
+        return str(exc), unknown
+    except Exception as exc:  # a pool whose own schema is broken: the server's to refuse
+        return f"the pool's job template cannot check it: {type(exc).__name__}: {exc}", unknown
+    return None, unknown
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return is_templated(value)
 
 
 # --- the adapter ------------------------------------------------------------------------
@@ -412,53 +504,159 @@ class PrefectDeployments:
             for r in unique.values()
         ]
 
-    async def read_work_pool_types(self) -> dict[str, str]:
+    async def read_work_pools(self) -> dict[str, WorkPool]:
         try:
             pools = await self.client.read_work_pools()
         except Exception as exc:
             raise _translate(exc, "read-work-pools") from exc
-        return {pool.name: pool.type for pool in pools}
+        return {
+            pool.name: WorkPool(
+                pool.name, pool.type, dict(pool.base_job_template.get("variables") or {})
+            )
+            for pool in pools
+        }
 
-    async def register(self, spec: DeploymentSpec, live: LiveDeployment | None = None) -> str:
-        """Create or update (Prefect's upsert on flow + name) one deployment and its triggers.
+    async def create_work_pool(self, name: str, pool_type: str) -> None:
+        """Create a work pool with its type's default job template, as `prefect work-pool create`.
 
-        `live` is the deployment this one replaces, if any: only then can it own
-        automations that must give way to the declared triggers.
+        One that exists by now (another run made it) is left as it is.
+        """
+        from prefect.client.schemas.actions import WorkPoolCreate
+        from prefect.exceptions import ObjectAlreadyExists
+        from prefect.workers.utilities import (
+            get_default_base_job_template_for_infrastructure_type,
+        )
+
+        change = f"create-work-pool[{name}]"
+        try:
+            template = await get_default_base_job_template_for_infrastructure_type(pool_type)
+            if template is None:
+                raise ApplyError(
+                    change,
+                    f"unknown work pool type {pool_type!r}: no installed worker and no "
+                    "collection registry entry provides it; use process, or install the "
+                    "worker's package (e.g. prefect-docker for docker)",
+                )
+            with contextlib.suppress(ObjectAlreadyExists):
+                await self.client.create_work_pool(
+                    WorkPoolCreate(name=name, type=pool_type, base_job_template=template)
+                )
+        except ApplyError:
+            raise
+        except Exception as exc:
+            raise _translate(exc, change) from exc
+
+    async def register(
+        self,
+        spec: DeploymentSpec,
+        live: LiveDeployment | None = None,
+        changed: Collection[str] | None = None,
+    ) -> str:
+        """Create one deployment, or update the `changed` fields of `live`, and its triggers.
+
+        An update sends only what changed (and the version with it), so what a person set
+        in the UI that the repository does not mention survives: a paused deployment, a
+        paused schedule (schedules are updated by slug), the rest of its settings.
+        `changed=None` with a `live` deployment rewrites every field.
         """
         change = f"register[{spec.full_name}]"
-        client = self.client
         try:
-            flow_id = await client.create_flow_from_name(spec.flow_name)
-            deployment_id = await client.create_deployment(
-                flow_id=flow_id,
-                name=spec.name,
-                version=spec.version,
-                schedules=schedule_creates(spec.schedules),
-                concurrency_limit=spec.concurrency_limit,
-                concurrency_options=_concurrency_options(spec.concurrency_options),
-                parameters=dict(spec.parameters),
-                # The 3.8 server stores a missing description as the string "None".
-                description=spec.description or "",
-                work_queue_name=spec.work_queue_name,
-                work_pool_name=spec.work_pool_name,
-                tags=list(spec.tags),
-                entrypoint=spec.entrypoint,
-                parameter_openapi_schema=dict(spec.parameter_openapi_schema),
-                paused=spec.paused,
-                pull_steps=[dict(s) for s in spec.pull_steps] if spec.pull_steps else None,
-                enforce_parameter_schema=spec.enforce_parameter_schema,
-                job_variables=dict(spec.job_variables),
-            )
-            if live is not None:
-                await client.delete_resource_owned_automations(
-                    f"prefect.deployment.{deployment_id}"
-                )
-            for trigger in trigger_objects(spec.name, spec.triggers):
-                trigger.set_deployment_id(deployment_id)
-                await client.create_automation(trigger.as_automation())
+            if live is None:
+                deployment_id = await self._create(spec)
+            else:
+                deployment_id = UUID(live.id)
+                await self._update(spec, live, set(changed) if changed is not None else None)
+            if live is None or changed is None or "automations" in changed:
+                if live is not None:
+                    await self.client.delete_resource_owned_automations(
+                        f"prefect.deployment.{deployment_id}"
+                    )
+                for trigger in trigger_objects(spec.name, spec.triggers):
+                    trigger.set_deployment_id(deployment_id)
+                    await self.client.create_automation(trigger.as_automation())
         except Exception as exc:
             raise _translate(exc, change) from exc
         return str(deployment_id)
+
+    async def _create(self, spec: DeploymentSpec) -> UUID:
+        flow_id = await self.client.create_flow_from_name(spec.flow_name)
+        return await self.client.create_deployment(
+            flow_id=flow_id,
+            name=spec.name,
+            version=spec.version,
+            schedules=schedule_creates(spec.schedules),
+            concurrency_limit=spec.concurrency_limit,
+            concurrency_options=_concurrency_options(spec.concurrency_options),
+            parameters=dict(spec.parameters),
+            # The 3.8 server stores a missing description as the string "None".
+            description=spec.description or "",
+            work_queue_name=spec.work_queue_name,
+            work_pool_name=spec.work_pool_name,
+            tags=list(spec.tags),
+            entrypoint=spec.entrypoint,
+            parameter_openapi_schema=dict(spec.parameter_openapi_schema),
+            paused=spec.paused,
+            pull_steps=[dict(s) for s in spec.pull_steps] if spec.pull_steps else None,
+            enforce_parameter_schema=spec.enforce_parameter_schema,
+            job_variables=dict(spec.job_variables),
+        )
+
+    async def _update(
+        self, spec: DeploymentSpec, live: LiveDeployment, changed: set[str] | None
+    ) -> None:
+        from prefect.client.schemas.actions import DeploymentScheduleUpdate, DeploymentUpdate
+
+        fields = set(UPDATE_FIELDS) if changed is None else changed
+        values: dict[str, Any] = {"version": spec.version}
+        for name in fields & set(UPDATE_FIELDS):
+            target = UPDATE_FIELDS[name]
+            value = getattr(spec, target)
+            if target == "description":
+                value = value or ""
+            elif target == "concurrency_options":
+                value = _concurrency_options(value)
+            elif target == "pull_steps":
+                value = [dict(s) for s in value] if value else None
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
+            values[target] = value
+        if "work_pool_name" in values or "work_queue_name" in values:
+            # the server resolves a queue in the named pool only when both are given
+            values["work_pool_name"] = spec.work_pool_name
+            if spec.work_queue_name is not None:
+                values["work_queue_name"] = spec.work_queue_name
+        if "tags" in values and is_protected(live.tags):
+            values["tags"] = sorted({*values["tags"], PROTECT_TAG})  # a person's, kept
+        if "schedules" in fields:
+            values["schedules"] = [
+                DeploymentScheduleUpdate(
+                    schedule=create.schedule,
+                    parameters=create.parameters,
+                    slug=create.slug,
+                    max_scheduled_runs=create.max_scheduled_runs,
+                    # unset: the server keeps a schedule's flag (a UI pause) or makes it active
+                    **({"active": False} if entry.get("active") is False else {}),
+                )
+                for entry, create in zip(
+                    spec.schedules, schedule_creates(spec.schedules), strict=True
+                )
+            ]
+        deployment_id = UUID(live.id)
+        await self.client.update_deployment(deployment_id, DeploymentUpdate(**values))
+        if "schedules" in fields:
+            await self._delete_schedules_not_in(deployment_id, spec.schedules)
+
+    async def _delete_schedules_not_in(
+        self, deployment_id: UUID, schedules: Sequence[dict[str, Any]]
+    ) -> None:
+        """Schedules of a deployment the repository no longer declares (a slug-wise update
+        leaves them in place)."""
+        wanted = {s.get("slug") for s in schedules}
+        for current in await self.client.read_deployment_schedules(deployment_id):
+            if current.slug not in wanted or current.slug is None:
+                await self.client.delete_deployment_schedule(deployment_id, current.id)
 
     async def delete(self, live: LiveDeployment) -> None:
         """Delete a deployment, the automations it owns and its scheduled runs (#15697)."""

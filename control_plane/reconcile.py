@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,8 +33,11 @@ from control_plane.discovery import UNREAD_CODES, Discovery
 from control_plane.environments import Environment
 from control_plane.errors import DeployManagerError, Problem
 from control_plane.markers import scope_tags
-from control_plane.plans import Change, LiveDeployment, Plan, PlanPolicy, UnreadFile
+from control_plane.plans import Change, LiveDeployment, Plan, PlanPolicy, UnreadFile, WorkPool
 from control_plane.sources import Checkout
+
+if TYPE_CHECKING:
+    from control_plane.prefect_api import DeploymentsAPI
 
 PROCESS_POOL_TYPES = frozenset({"process"})
 GIT_CLONE_STEP = "prefect.deployments.steps.git_clone"
@@ -61,6 +64,7 @@ class Desired:
     unread_files: tuple[UnreadFile, ...]
     scope_tags: frozenset[str]
     prune_blocked_reason: str | None
+    creatable_pools: Mapping[str, str] = field(default_factory=dict)  # name -> type
 
 
 def build_desired(checkout: Checkout, discovery: Discovery, options: ReconcileOptions) -> Desired:
@@ -83,6 +87,11 @@ def build_desired(checkout: Checkout, discovery: Discovery, options: ReconcileOp
         unread_files=unread_files(discovery),
         scope_tags=scope_tags(checkout.source, environment, checkout.branch),
         prune_blocked_reason=blocked,
+        creatable_pools=(
+            {environment.work_pool.name: environment.work_pool.type or "process"}
+            if environment.work_pool.create
+            else {}
+        ),
     )
 
 
@@ -133,11 +142,88 @@ def finalize_specs(
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class LiveState:
+    """What the server has that the plan compares with and checks against."""
+
+    deployments: tuple[LiveDeployment, ...]
+    pools: Mapping[str, WorkPool] | None  # None: not read (a plan without a server)
+
+
+async def read_state(api: DeploymentsAPI, desired: Desired) -> LiveState:
+    """The managed deployments in scope, the names the desired ones collide with, the pools."""
+    live = await api.read_live(desired.scope_tags, [s.full_name for s in desired.specs])
+    return LiveState(tuple(live), await api.read_work_pools())
+
+
+def make_plan(
+    desired: Desired, state: LiveState, checkout: Checkout, options: ReconcileOptions
+) -> Plan:
+    """The plan of one reconcile; the flow and `deploy-manager plan` both make it here."""
+    creatable = desired.creatable_pools
+    pool_types = {**creatable, **{n: p.type for n, p in (state.pools or {}).items()}}
+    specs = finalize_specs(desired.specs, state.deployments, pool_types, checkout)
+    refused: dict[str, tuple[str, str]] = {}
+    warnings: list[Problem] = []
+    if state.pools is not None:
+        refused, warnings = job_variable_problems(specs, state.pools)
+    return compute_plan(
+        desired,
+        specs,
+        state.deployments,
+        options,
+        problems=(*desired.problems, *warnings),
+        pools=None if state.pools is None else set(state.pools),
+        refused=refused,
+    )
+
+
+def job_variable_problems(
+    specs: Sequence[DeploymentSpec], pools: Mapping[str, WorkPool]
+) -> tuple[dict[str, tuple[str, str]], list[Problem]]:
+    """Job variables the pool's template refuses (the deployment is not written) or ignores."""
+    from control_plane.prefect_api import check_job_variables
+
+    refused: dict[str, tuple[str, str]] = {}
+    warnings: list[Problem] = []
+    for spec in specs:
+        pool = pools.get(spec.work_pool_name or "")
+        if pool is None or not spec.job_variables:
+            continue
+        error, unknown = check_job_variables(spec.job_variables, pool)
+        if error:
+            refused[spec.full_name] = (
+                f"job variables refused by work pool {pool.name!r} ({pool.type}): {error}",
+                f"fix job_variables of the deployment (or of its environment in "
+                f"deploy-manager.yaml); `prefect work-pool inspect {pool.name}` shows the "
+                "variables the pool takes",
+            )
+        if unknown:
+            known = ", ".join(sorted(pool.variables.get("properties") or {}))
+            warnings.append(
+                Problem(
+                    spec.source_file,
+                    spec.source_line,
+                    "unknown-job-variable",
+                    f"deployment {spec.full_name}: job variable(s) {', '.join(unknown)} are not "
+                    f"in the job template of work pool {pool.name!r} ({pool.type}); its worker "
+                    "ignores them",
+                    f"use one of: {known}",
+                    "warning",
+                )
+            )
+    return refused, warnings
+
+
 def compute_plan(
     desired: Desired,
     specs: Sequence[DeploymentSpec],
     live: Sequence[LiveDeployment],
     options: ReconcileOptions,
+    *,
+    problems: Sequence[Problem] | None = None,
+    pools: set[str] | None = None,
+    refused: Mapping[str, tuple[str, str]] | None = None,
 ) -> Plan:
     live = [d for d in live if _selected(d, options.only)]
     return plans.compute(
@@ -151,8 +237,11 @@ def compute_plan(
             failed_files=desired.failed_files,
             unread_files=desired.unread_files,
             prune_blocked_reason=desired.prune_blocked_reason,
+            creatable_pools=desired.creatable_pools,
         ),
-        desired.problems,
+        desired.problems if problems is None else problems,
+        pools=pools,
+        refused=refused,
     )
 
 
@@ -246,7 +335,7 @@ def build_report(
         outcome = by_name.get((change.name, change.action))
         if change.action in ("unchanged",):
             status: Status = "unchanged"
-        elif change.action == "conflict":
+        elif change.action in ("conflict", "invalid"):
             status = "failed"
         elif change.action == "keep":
             status = "skipped"
@@ -276,7 +365,7 @@ def build_report(
         environment=desired.environment.name,
         dry_run=dry_run,
         items=tuple(items),
-        problems=tuple(p.as_dict() for p in desired.problems),
+        problems=tuple(p.as_dict() for p in plan.problems),
         notes=tuple(notes),
     )
 
@@ -306,14 +395,15 @@ def render_report_table(report: Report) -> str:
     return "\n".join(out)
 
 
-def prune_skip_reason(outcomes: Sequence[Outcome]) -> str | None:
+def prune_skip_reason(outcomes: Sequence[Outcome], plan: Plan | None = None) -> str | None:
     failed = [o.deployment for o in outcomes if o.status == "failed"]
+    failed += [c.name for c in plan.by_action("invalid")] if plan else []
     if not failed:
         return None
     return (
-        f"pruning skipped: {len(failed)} registration(s) failed ({', '.join(failed[:5])}"
-        f"{', ...' if len(failed) > 5 else ''}); a prune after a partial apply could remove "
-        "what the failed ones were meant to replace"
+        f"pruning skipped: {len(failed)} deployment(s) could not be written "
+        f"({', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''}); a prune after a "
+        "partial apply could remove what the failed ones were meant to replace"
     )
 
 

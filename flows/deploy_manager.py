@@ -22,19 +22,20 @@ from prefect.states import Completed, Failed, State
 
 from control_plane.discovery import Discovery, discover
 from control_plane.errors import TransientError
-from control_plane.plans import Change, LiveDeployment, Plan, render_table
+from control_plane.plans import Change, Plan, PoolToCreate, render_table
 from control_plane.prefect_api import PrefectDeployments, WriteLimit, api_client
 from control_plane.reconcile import (
     Desired,
+    LiveState,
     Outcome,
     ReconcileOptions,
     Report,
     build_desired,
     build_report,
-    compute_plan,
     failure_detail,
-    finalize_specs,
+    make_plan,
     prune_skip_reason,
+    read_state,
     register_changes,
     render_report_table,
 )
@@ -81,26 +82,16 @@ def discover_flows(checkout: Checkout) -> Discovery:
     retry_delay_seconds=2,
     retry_condition_fn=_retry_transient,
 )
-async def read_live_deployments(
-    scope_tags: frozenset[str], full_names: list[str]
-) -> tuple[list[LiveDeployment], dict[str, str]]:
+async def read_live_deployments(desired: Desired) -> LiveState:
     async with api_client() as client:
-        api = PrefectDeployments(client)
-        live = await api.read_live(scope_tags, full_names)
-        pool_types = await api.read_work_pool_types()
-    return live, pool_types
+        return await read_state(PrefectDeployments(client), desired)
 
 
 @task(name="plan", task_run_name="plan", cache_policy=NO_CACHE)
 async def plan_changes(
-    desired: Desired,
-    live: list[LiveDeployment],
-    pool_types: dict[str, str],
-    checkout: Checkout,
-    options: ReconcileOptions,
+    desired: Desired, state: LiveState, checkout: Checkout, options: ReconcileOptions
 ) -> Plan:
-    specs = finalize_specs(desired.specs, live, pool_types, checkout)
-    plan = compute_plan(desired, specs, live, options)
+    plan = make_plan(desired, state, checkout, options)
     await acreate_markdown_artifact(
         key=_artifact_key("plan", checkout.source),
         markdown=f"# Plan for {checkout.source}@{(checkout.commit or '-')[:8]}\n\n"
@@ -110,12 +101,21 @@ async def plan_changes(
     return plan
 
 
+@task(name="create-work-pool", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2,
+      retry_condition_fn=_retry_transient)  # fmt: skip
+async def create_work_pool(pool: PoolToCreate) -> None:
+    async with api_client() as client:
+        await PrefectDeployments(client).create_work_pool(pool.name, pool.type)
+
+
 @task(name="register", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 4],
       retry_condition_fn=_retry_transient)  # fmt: skip
 async def register(change: Change) -> Outcome:
     assert change.desired is not None
     async with api_client() as client:
-        deployment_id = await PrefectDeployments(client).register(change.desired, change.live)
+        deployment_id = await PrefectDeployments(client).register(
+            change.desired, change.live, [d.field for d in change.diffs] if change.live else None
+        )
     return Outcome(
         deployment=change.name, action=change.action, status="done", deployment_id=deployment_id
     )
@@ -222,10 +222,8 @@ async def deploy_manager(
         await _ensure_lock(lock)
         # One reconcile of a source at a time: the plan must see what the last one wrote.
         async with concurrency(lock, occupy=1, strict=True):
-            live, pool_types = await read_live_deployments(
-                desired.scope_tags, [s.full_name for s in desired.specs]
-            )
-            plan = await plan_changes(desired, live, pool_types, checkout, options)
+            state = await read_live_deployments(desired)
+            plan = await plan_changes(desired, state, checkout, options)
             outcomes, notes = await _apply(plan, options)
         report = build_report(
             plan, outcomes, checkout, desired, ref=ref, dry_run=dry_run, notes=notes
@@ -248,13 +246,28 @@ def render_counts(report: Report) -> str:
 async def _apply(plan: Plan, options: ReconcileOptions) -> tuple[list[Outcome], list[str]]:
     if options.dry_run:
         return [], ["dry run: nothing was changed"]
-    limit = WriteLimit(REGISTER_CONCURRENCY)
-    outcomes = list(
-        await asyncio.gather(*(_run_change(register, c, limit) for c in register_changes(plan)))
-    )
     notes: list[str] = []
+    changes = register_changes(plan)
+    outcomes: list[Outcome] = []
+    for pool in plan.pools:
+        state = await create_work_pool.with_options(task_run_name=f"create-work-pool[{pool.name}]")(
+            pool, return_state=True
+        )
+        if state.is_completed():
+            notes.append(f"created work pool {pool.name} ({pool.type})")
+            continue
+        reason = f"work pool {pool.name} could not be created: {state.message}"
+        notes.append(reason)
+        outcomes += [
+            Outcome(deployment=c.name, action=c.action, status="failed", detail=reason)
+            for c in changes
+            if c.name in pool.used_by
+        ]
+        changes = tuple(c for c in changes if c.name not in pool.used_by)
+    limit = WriteLimit(REGISTER_CONCURRENCY)
+    outcomes += await asyncio.gather(*(_run_change(register, c, limit) for c in changes))
     prunes = plan.by_action("prune")
-    skip = prune_skip_reason(outcomes)
+    skip = prune_skip_reason(outcomes, plan)
     if prunes and skip:
         notes.append(skip)
         outcomes += [

@@ -49,6 +49,12 @@ async def create_pool(name: str, pool_type: str = "process") -> None:
         await client.create_work_pool(WorkPoolCreate(name=name, type=pool_type))
 
 
+def line_of(remote: GitRemote, deployment: str, file: str = "prefect.yaml") -> int:
+    """The line of a deployment's entry (`- name: ...`) in the committed prefect.yaml."""
+    lines = (remote.work / file).read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.strip() == f"- name: {deployment}")
+
+
 def apply(source: str, **options: Any) -> tuple[Report, Any]:
     report, state = run_sync(run_apply(source, **options))
     assert isinstance(report, Report), (state, report)
@@ -154,6 +160,7 @@ def test_second_run_on_the_same_commit_writes_nothing(
     assert state.is_completed()
     assert second.counts == {
         "create": 0, "update": 0, "unchanged": 3, "prune": 0, "keep": 0, "conflict": 0,
+        "invalid": 0,
     }  # fmt: skip
     after = run_sync(read_deployments(f"source:{source_block}"))
     assert {n: d.updated for n, d in after.items()} == {n: d.updated for n, d in before.items()}
@@ -263,11 +270,12 @@ def test_name_taken_by_an_unmanaged_deployment_is_a_conflict(
     assert run_sync(_exists(unmanaged))
 
 
-def test_unknown_work_pool_fails_only_its_deployment_and_skips_prune(
+def test_unknown_work_pool_is_invalid_in_the_plan_and_skips_prune(
     source_block: str, repo: dict[str, str], remote: GitRemote
 ) -> None:
     apply(source_block)
     pool = repo["pool"]
+    missing = f"no-such-pool-{repo['token']}"
     remote.commit(
         {
             "prefect.yaml": prefect_yaml(
@@ -276,23 +284,165 @@ def test_unknown_work_pool_fails_only_its_deployment_and_skips_prune(
                     entry("a-prod", "flows/a.py", pool, parameters={"x": 5},
                           schedules=[{"cron": "0 3 * * *", "timezone": "UTC"}],
                           job_variables={"env": {"LEVEL": "info"}}),
-                    entry("b-prod", "flows/b.py", f"no-such-pool-{repo['token']}"),
+                    entry("b-prod", "flows/b.py", missing),
                 ],
             ),
             "flows/c.py": None,
         },
         "bad pool, drop c",
     )  # fmt: skip
+    before = run_sync(read_deployments(f"source:{source_block}"))
     report, state = apply(source_block)
     assert state.is_failed()
     statuses = {(i.deployment.split("/")[1], i.action): i.status for i in report.items}
-    assert statuses[("a-prod", "update")] == "done"
-    assert statuses[("b-prod", "update")] == "failed"
-    assert statuses[("c-prod", "prune")] == "skipped"
-    failed = next(i for i in report.items if i.status == "failed")
-    assert "no-such-pool" in (failed.detail or "")
-    assert "c-prod" in run_sync(read_deployments(f"source:{source_block}"))
+    assert statuses == {
+        ("a-prod", "update"): "done", ("b-prod", "invalid"): "failed",
+        ("c-prod", "prune"): "skipped",
+    }  # fmt: skip
+    invalid = next(i for i in report.items if i.action == "invalid")
+    assert f"work pool {missing!r} does not exist" in (invalid.detail or "")
+    assert f"prefect work-pool create {missing} --type process" in (invalid.detail or "")
+    (problem,) = [p for p in report.problems if p["code"] == "refused-by-server"]
+    assert (problem["file"], problem["line"]) == ("prefect.yaml", line_of(remote, "b-prod"))
+    after = run_sync(read_deployments(f"source:{source_block}"))
+    assert after["b-prod"].updated == before["b-prod"].updated  # never sent: no 404 to read
+    assert "c-prod" in after
     assert "b-prod" in (state.message or "")
+
+
+def test_an_environment_creates_its_missing_work_pool(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    from prefect import get_client
+
+    pool = f"made-{repo['token']}"
+    remote.commit(
+        {
+            "deploy-manager.yaml": (
+                "environments:\n  production:\n    branches: [main]\n"
+                f"    work_pool: {{name: {pool}, type: process, create: true}}\n"
+            ),
+            "flows/d.py": flow_file(f"delta-{repo['token']}"),
+        },
+        "a default deployment in a pool the server lacks",
+    )
+    report, state = apply(source_block)
+    assert state.is_completed(), state.message
+    assert f"created work pool {pool} (process)" in report.notes
+    (created,) = [i for i in report.items if i.action == "create" and "delta" in i.deployment]
+    assert created.status == "done"
+
+    async def read_pool() -> Any:
+        async with get_client() as client:
+            return await client.read_work_pool(pool)
+
+    made = run_sync(read_pool())
+    assert made.type == "process"
+    assert "stream_output" in made.base_job_template["variables"]["properties"]
+    again, _ = apply(source_block)
+    assert again.counts["create"] == 0 and not again.notes
+
+
+def test_job_variables_the_pool_refuses_are_invalid_before_any_write(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    """deploy-manager refuses exactly what the server refuses (the server is the oracle)."""
+    from prefect import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    from control_plane.prefect_api import PrefectDeployments
+
+    pool = f"typed-{repo['token']}"
+
+    async def make_pool() -> None:
+        async with get_client() as client:
+            await PrefectDeployments(client).create_work_pool(pool, "process")
+
+    run_sync(make_pool())
+    bad = {"stream_output": "loudly"}
+    remote.commit(
+        {
+            "prefect.yaml": prefect_yaml(
+                pool,
+                [
+                    entry("a-prod", "flows/a.py", pool, job_variables=bad),
+                    entry("b-prod", "flows/b.py", pool, job_variables={"imagee": "x"}),
+                    entry("c-prod", "flows/c.py", pool, job_variables={"env": {"A": "1"}}),
+                ],
+            )
+        },
+        "an ill-typed and an unknown job variable",
+    )  # fmt: skip
+    report, state = apply(source_block)
+    assert state.is_failed()
+    actions = {i.deployment.split("/")[1]: (i.action, i.status) for i in report.items}
+    assert actions == {
+        "a-prod": ("invalid", "failed"), "b-prod": ("create", "done"),
+        "c-prod": ("create", "done"),
+    }  # fmt: skip
+    invalid = next(i for i in report.items if i.action == "invalid")
+    assert "stream_output" in (invalid.detail or "") and "boolean" in (invalid.detail or "")
+    (unknown,) = [p for p in report.problems if p["code"] == "unknown-job-variable"]
+    assert unknown["severity"] == "warning" and "imagee" in unknown["message"]
+    assert unknown["line"] == line_of(remote, "b-prod")
+
+    async def server_answer() -> tuple[int, str]:
+        async with get_client() as client:
+            flow_id = await client.create_flow_from_name(repo["a"])
+            try:
+                await client.create_deployment(
+                    flow_id=flow_id, name="oracle", work_pool_name=pool, job_variables=bad
+                )
+            except PrefectHTTPStatusError as exc:
+                return exc.response.status_code, exc.response.text
+        return 201, ""
+
+    status, text = run_sync(server_answer())
+    assert status in (409, 422) and "stream_output" in text
+
+
+def test_an_update_sends_only_what_changed_so_ui_pauses_survive(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    """A person paused a-prod's schedule and c-prod itself; the repository changes a parameter."""
+    from prefect import get_client
+
+    apply(source_block)
+    deployments = run_sync(read_deployments(f"source:{source_block}"))
+    a, c = deployments["a-prod"], deployments["c-prod"]
+    (schedule,) = a.schedules
+    assert schedule.slug  # every schedule gets a stable slug
+
+    async def pause() -> None:
+        async with get_client() as client:
+            await client.update_deployment_schedule(a.id, schedule.id, active=False)
+            await client.pause_deployment(c.id)
+
+    run_sync(pause())
+    paused_view, _ = apply(source_block)
+    assert paused_view.counts["unchanged"] == 3  # a UI pause is not drift
+    remote.commit(
+        {"prefect.yaml": repo_yaml(repo["pool"], a={"parameters": {"x": 2}})}, "x=2 for a"
+    )
+    report, state = apply(source_block)
+    assert state.is_completed(), state.message
+    (update,) = [i for i in report.items if i.action == "update"]
+    assert update.fields == ("parameters",)
+    after = run_sync(read_deployments(f"source:{source_block}"))
+    assert after["a-prod"].parameters == {"x": 2}
+    (kept,) = after["a-prod"].schedules
+    assert (kept.id, kept.slug, kept.active) == (schedule.id, schedule.slug, False)
+    assert after["c-prod"].paused is True
+    remote.commit(
+        {"prefect.yaml": repo_yaml(repo["pool"], a={
+            "parameters": {"x": 2}, "schedules": [{"cron": "15 3 * * *", "timezone": "UTC"}]})},
+        "a new cron for a",
+    )  # fmt: skip
+    report, _ = apply(source_block)
+    assert [i.fields for i in report.items if i.action == "update"] == [("schedules",)]
+    (replaced,) = run_sync(read_deployments(f"source:{source_block}"))["a-prod"].schedules
+    assert replaced.schedule.cron == "15 3 * * *" and replaced.active is True
+    assert replaced.slug != schedule.slug
 
 
 def test_dry_run_changes_nothing(source_block: str, repo: dict[str, str]) -> None:
@@ -306,7 +456,14 @@ def test_ref_as_a_commit_sha_deploys_that_commit(
     source_block: str, repo: dict[str, str], remote: GitRemote
 ) -> None:
     first = remote.commit({}, "empty")
-    remote.commit({"flows/e.py": flow_file(f"eps-{repo['token']}")}, "add e")
+    remote.commit(
+        {
+            "flows/e.py": flow_file(f"eps-{repo['token']}"),
+            "deploy-manager.yaml": f"environments:\n  production:\n    branches: [main]\n"
+            f"    work_pool: {{name: {repo['pool']}}}\n",
+        },
+        "add e, in the test's pool by default",
+    )
     report, _ = apply(source_block, ref=first)
     assert report.commit == first
     assert report.counts["create"] == 3

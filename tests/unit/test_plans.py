@@ -190,3 +190,36 @@ def test_render_table_lists_every_change_and_the_diffs() -> None:
     assert "create" in table and "etl/a" in table
     assert 'parameters: {"x": 1} -> {"x": 2}' in table
     assert table.endswith("plan: 1 create, 1 update")
+
+
+def test_a_pool_the_server_lacks_makes_the_deployment_invalid_at_its_line() -> None:
+    ok, lost = spec("ok"), spec("lost", work_pool_name="nope", source_line=12)
+    plan = compute([ok, lost], [], policy(), pools={"pool"})
+    assert [(c.action, c.name) for c in plan.changes] == [
+        ("create", "etl/ok"),
+        ("invalid", "etl/lost"),
+    ]
+    (problem,) = plan.problems
+    assert (problem.file, problem.line, problem.code) == ("prefect.yaml", 12, "refused-by-server")
+    assert "prefect work-pool create nope --type process" in problem.remedy
+    assert plan.writes == (plan.changes[0],)
+
+
+def test_a_pool_the_environment_creates_is_planned_not_invalid() -> None:
+    made = [spec(n, work_pool_name="made") for n in ("a", "b")]
+    plan = compute(made, [], policy(creatable_pools={"made": "process"}), pools=set())
+    assert plan.counts["create"] == 2 and plan.counts["invalid"] == 0
+    assert [(p.name, p.type, p.used_by) for p in plan.pools] == [
+        ("made", "process", ("etl/a", "etl/b"))
+    ]
+    assert "work pool to create: made (process), for 2" in render_table(plan)
+
+
+def test_pools_are_not_checked_when_unknown_and_refusals_keep_the_live_one() -> None:
+    desired = spec("a", parameters={"x": 2})
+    assert compute([desired], [], policy(), pools=None).counts["create"] == 1
+    live = live_of(desired, parameters={"x": 1})
+    plan = compute([desired], [live], policy(), refused={"etl/a": ("bad job variable", "fix")})
+    (change,) = plan.changes
+    assert (change.action, change.live, change.reason) == ("invalid", live, "bad job variable; fix")
+    assert plan.writes == ()
