@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,12 +179,204 @@ def test_syntax_error_does_not_hide_good_files(write_repo) -> None:
     assert result.failed_files == {"bad.py"}
 
 
-def test_non_literal_name_is_a_warning_and_falls_back(write_repo) -> None:
-    flows, problems = parse_flow_file(
-        b"from prefect import flow\nNAME='x'\n@flow(name=NAME)\ndef fn(): pass\n", "m.py"
+def load_with_prefect(repo: Path, entrypoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The flow as Prefect loads it (running the file), from the repository root as cwd."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        return load_flow_from_entrypoint(entrypoint, use_placeholder_flow=False)
+    finally:
+        for module_name, module in list(sys.modules.items()):
+            if str(getattr(module, "__file__", None) or "").startswith(str(repo)):
+                del sys.modules[module_name]
+
+
+HEADER = "from prefect import flow\n"
+NAME_FORMS: dict[str, tuple[dict[str, str], str]] = {
+    "literal": ({"f.py": HEADER + "@flow(name='etl-daily')\ndef fn(): pass\n"}, "f.py:fn"),
+    "f-string-without-placeholders": (
+        {"f.py": HEADER + "@flow(name=f'etl-daily')\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "module-constant": (
+        {"f.py": HEADER + "FLOW_NAME = 'etl-daily'\n@flow(name=FLOW_NAME)\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "annotated-constant": (
+        {"f.py": HEADER + "NAME: str = 'typed'\n@flow(name=NAME)\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "concatenation": (
+        {"f.py": HEADER + "PREFIX = 'sales'\n@flow(name=PREFIX + '-daily')\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "implicit-concatenation": (
+        {"f.py": HEADER + "@flow(\n    name=('sales'\n          '-daily'),\n)\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "f-string-of-constants": (
+        {
+            "f.py": HEADER
+            + "TEAM = 'sales'\nVERSION = 2\n@flow(name=f'{TEAM}-daily-v{VERSION:02d}-{TEAM!r}')\n"
+            "def fn(): pass\n"
+        },
+        "f.py:fn",
+    ),
+    "rebound-before-the-flow": (
+        {"f.py": HEADER + "N = 'a'\nN = N + '-b'\n@flow(name=N)\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "rebound-after-the-flow": (
+        {"f.py": HEADER + "N = 'a'\n@flow(name=N)\ndef fn(): pass\nN = 'later'\n"},
+        "f.py:fn",
+    ),
+    "empty-name-is-the-function-name": (
+        {"f.py": HEADER + "@flow(name='')\ndef my_fn(): pass\n"},
+        "f.py:my_fn",
+    ),
+    "assigned-flow": (
+        {"f.py": HEADER + "N = 'assigned'\ndef fn(): pass\nmy_flow = flow(name=N)(fn)\n"},
+        "f.py:my_flow",
+    ),
+    "imported-from-a-sibling": (
+        {
+            "jobs/names.py": "FLOW_NAME = 'from-sibling'\n",
+            "jobs/f.py": HEADER + "from names import FLOW_NAME\n@flow(name=FLOW_NAME)\n"
+            "def fn(): pass\n",
+        },
+        "jobs/f.py:fn",
+    ),
+    "imported-relatively": (
+        {
+            "jobs/names.py": "FLOW_NAME = 'relative'\n",
+            "jobs/f.py": HEADER + "from .names import FLOW_NAME\n@flow(name=FLOW_NAME)\n"
+            "def fn(): pass\n",
+        },
+        "jobs/f.py:fn",
+    ),
+    "imported-from-the-root-package": (
+        {
+            "common/__init__.py": "from .names import PREFIX as PREFIX\n",
+            "common/names.py": "BASE = 'acme'\nPREFIX = BASE + '-sales'\n",
+            "jobs/daily/f.py": HEADER + "from common import PREFIX\n"
+            "@flow(name=f'{PREFIX}-daily')\ndef fn(): pass\n",
+        },
+        "jobs/daily/f.py:fn",
+    ),
+    "module-attribute": (
+        {
+            "common/names.py": "PREFIX = 'ns'\n",  # a namespace package: no __init__.py
+            "jobs/f.py": HEADER + "from common import names\nimport common.names as n\n"
+            "@flow(name=names.PREFIX + '-' + n.PREFIX)\ndef fn(): pass\n",
+        },
+        "jobs/f.py:fn",
+    ),
+    "try-import-fallback": (
+        {
+            "jobs/names.py": "FLOW_NAME = 'tried'\n",
+            "jobs/f.py": HEADER + "try:\n    from names import FLOW_NAME\nexcept ImportError:\n"
+            "    FLOW_NAME = 'fallback'\n@flow(name=FLOW_NAME)\ndef fn(): pass\n",
+        },
+        "jobs/f.py:fn",
+    ),
+    "description-from-constants": (
+        {
+            "f.py": HEADER + "TEAM = 'sales'\nDESCRIPTION = 'Loads ' + TEAM + ' orders.'\n"
+            '@flow(description=DESCRIPTION)\ndef fn():\n    """docstring"""\n',
+        },
+        "f.py:fn",
+    ),
+    "empty-description-is-the-docstring": (
+        {"f.py": HEADER + '@flow(description="")\ndef fn():\n    """The docstring."""\n'},
+        "f.py:fn",
+    ),
+}
+
+
+@pytest.mark.parametrize("form", sorted(NAME_FORMS))
+def test_flow_names_equal_prefects(write_repo, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+    """Prefect itself, importing the file, is the oracle for the name and description."""
+    files, entrypoint = NAME_FORMS[form]
+    repo = write_repo(files)
+    result = discover(repo)
+    assert result.problems == ()
+    ours = {f.entrypoint: (f.name, f.description) for f in result.flows}
+    theirs = load_with_prefect(repo, entrypoint, monkeypatch)
+    assert ours[entrypoint] == (theirs.name, theirs.description)
+
+
+UNREADABLE_NAMES = [
+    pytest.param(
+        "@flow(name=get_name())", "it calls `get_name()`, which runs at import", id="call"
+    ),
+    pytest.param(
+        "@flow(name=f'etl-{os.environ[\"ENV\"]}')",
+        "it computes `os.environ['ENV']`",
+        id="f-string-with-a-runtime-placeholder",
+    ),
+    pytest.param(
+        "if os.environ.get('PROD'):\n    N = 'etl'\nelse:\n    N = 'etl-dev'\n@flow(name=N)",
+        "'N' is assigned conditionally",
+        id="conditional-assignment",
+    ),
+    pytest.param(
+        "N = 'a'\nN += '-b'\n@flow(name=N)", "'N' is an augmented assignment", id="augmented"
+    ),
+    pytest.param(
+        "from settings import N\n@flow(name=N)",
+        "'N' is imported from 'settings', which is not a module of this repository",
+        id="imported-from-outside",
+    ),
+    pytest.param(
+        "@flow(name=N)", "'N' is not a module-level constant above the decorator", id="undefined"
+    ),
+]
+
+
+@pytest.mark.parametrize(("decorator", "reason"), UNREADABLE_NAMES)
+def test_a_name_only_code_can_tell_is_a_problem_not_a_guess(
+    write_repo, decorator: str, reason: str
+) -> None:
+    source = f"import os\nfrom prefect import flow\n{decorator}\ndef fn(): pass\n"
+    other = HEADER + "@flow\ndef other(): pass\n"
+    repo = write_repo({"jobs/f.py": source, "jobs/other.py": other})
+    result = discover(repo)
+    assert [f.name for f in result.flows] == ["other"]  # no flow named 'fn'
+    [problem] = result.problems
+    assert (problem.file, problem.code, problem.severity) == (
+        "jobs/f.py",
+        "dynamic-flow-name",
+        "warning",
     )
-    assert [f.name for f in flows] == ["fn"]
-    assert [(p.code, p.severity, p.line) for p in problems] == [("dynamic-flow-name", "warning", 3)]
+    assert reason in problem.message
+    assert "string literal" in problem.remedy
+    assert [d.flow.name for d in result.deployments] == ["other"]
+    assert result.failed_files == {"jobs/f.py"}  # its deployments are not pruned
+
+
+def test_a_deployment_of_a_flow_with_an_unreadable_name_is_refused(write_repo) -> None:
+    repo = write_repo(
+        {
+            "f.py": HEADER + "@flow(name=make_name())\ndef fn(): pass\n",
+            "prefect.yaml": "deployments:\n  - name: daily\n    entrypoint: f.py:fn\n",
+        }
+    )
+    result = discover(repo)
+    assert result.deployments == ()
+    assert [(p.file, p.line, p.code, p.severity) for p in result.problems] == [
+        ("f.py", 2, "dynamic-flow-name", "warning"),
+        ("prefect.yaml", 2, "dynamic-flow-name", "error"),
+    ]
+    assert "deployment 'daily' is not applied" in result.problems[1].message
+
+
+def test_a_name_that_is_not_a_string_is_refused_as_prefect_does(write_repo) -> None:
+    repo = write_repo({"f.py": HEADER + "N = 3\n@flow(name=N)\ndef fn(): pass\n"})
+    result = discover(repo)
+    assert result.flows == ()
+    assert [(p.code, p.severity) for p in result.problems] == [("invalid-flow-name", "error")]
 
 
 def test_banned_characters_in_flow_name() -> None:
