@@ -301,7 +301,10 @@ class _StaticValues:
 
     def evaluate(self, node: ast.expr, before_line: int) -> Any:
         """The value of `node` in the flow's file, or _NotStatic saying why it is unknown."""
-        return self._eval(node, self.flow, before_line, 0)
+        try:
+            return self._eval(node, self.flow, before_line, 0)
+        except RecursionError as exc:
+            raise _NotStatic("it nests too deeply") from exc
 
     def _eval(self, node: ast.expr, module: _Module, before_line: int | None, hops: int) -> Any:
         if isinstance(node, ast.Constant):
@@ -906,14 +909,59 @@ def _match_deployments(
         if any(p.code in UNREAD_CODES for p in f.errors)
     )
     if config.default_deployments:
-        for flow in flows:
-            if flow.entrypoint in listed or flow.entrypoint in mentioned:
-                continue
-            if any(not d or flow.path.startswith(f"{d}/") for d in unread_dirs):
-                continue
-            matched.append(DiscoveredDeployment(_default_declared(flow), flow, True, None))
-
+        candidates = [
+            f
+            for f in flows
+            if f.entrypoint not in listed | mentioned
+            and not any(not d or f.path.startswith(f"{d}/") for d in unread_dirs)
+        ]
+        matched.extend(_default_deployments(flows, candidates, listed, problems))
     return _drop_duplicates(matched, problems)
+
+
+def _default_deployments(
+    flows: list[FlowSpec],
+    candidates: list[FlowSpec],
+    listed: set[str],
+    problems: list[Problem],
+) -> list[DiscoveredDeployment]:
+    """A default deployment for each candidate whose flow name no other flow has.
+
+    One flow name in several places (copies, examples, tutorials) would make the same
+    deployment `name/name` several times; no guess is made: none of them gets one, and one
+    warning says how to choose.
+    """
+    by_name: dict[str, list[FlowSpec]] = defaultdict(list)
+    for flow in flows:
+        by_name[flow.name].append(flow)
+    made: list[DiscoveredDeployment] = []
+    ambiguous: dict[str, list[FlowSpec]] = defaultdict(list)
+    for flow in candidates:
+        if len(by_name[flow.name]) == 1:
+            made.append(DiscoveredDeployment(_default_declared(flow), flow, True, None))
+        else:
+            ambiguous[flow.name].append(flow)
+    for name, skipped in ambiguous.items():
+        same = by_name[name]
+        places = ", ".join(f"{f.entrypoint} (line {f.line})" for f in same)
+        declared = [f.entrypoint for f in same if f.entrypoint in listed]
+        note = f"; {', '.join(declared)} is deployed as a prefect.yaml declares" if declared else ""
+        first = skipped[0]
+        problems.append(
+            Problem(
+                first.path,
+                first.line,
+                "ambiguous-flow-name",
+                f"the flow name {name!r} is defined {len(same)} times ({places}); none of "
+                f"{', '.join(f.entrypoint for f in skipped)} gets a default deployment, "
+                f"which would be {name}/{name} for each{note}",
+                "pick one: declare it in a prefect.yaml (deployments: [{name: ..., "
+                f"entrypoint: {first.entrypoint}}}]), or exclude the others in "
+                "deploy-manager.yaml (exclude: [...]), or give each flow its own name=",
+                "warning",
+            )
+        )
+    return made
 
 
 def _mentioned_in_broken_yaml(yaml_files: tuple[PrefectYamlFile, ...], root: Path) -> set[str]:

@@ -555,3 +555,43 @@ def test_code_fingerprint_follows_local_imports_only(write_repo) -> None:
     assert changed != before
     (repo / "requirements.txt").write_text("pandas==2\n")
     assert discover(repo).flows[0].code_fingerprint != changed
+
+
+ETL = HEADER + "@flow\ndef etl(): pass\n"
+SAME_NAME = {
+    "tutorials/one/etl.py": ETL,
+    "tutorials/two/etl.py": ETL,
+    "examples/etl.py": HEADER + "@flow(name='etl')\ndef run(): pass\n",
+    "jobs/other.py": HEADER + "@flow\ndef other(): pass\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("prefect_yaml", "deployments", "fragment"),
+    [
+        pytest.param(
+            None,
+            [("other", "other", True)],
+            "none of examples/etl.py:run, tutorials/one/etl.py:etl, tutorials/two/etl.py:etl "
+            "gets a default deployment",
+            id="none-declared",
+        ),
+        pytest.param(
+            "deployments:\n  - name: nightly\n    entrypoint: tutorials/two/etl.py:etl\n",
+            [("etl", "nightly", False), ("other", "other", True)],
+            "tutorials/two/etl.py:etl is deployed as a prefect.yaml declares",
+            id="one-declared",
+        ),
+    ],
+)
+def test_one_flow_name_in_several_files_gets_no_default_and_one_warning(
+    write_repo, prefect_yaml: str | None, deployments: list[Any], fragment: str
+) -> None:
+    files = {**SAME_NAME, **({"prefect.yaml": prefect_yaml} if prefect_yaml else {})}
+    result = discover(write_repo(files))
+    assert [(d.flow.name, d.name, d.is_default) for d in result.deployments] == deployments
+    [problem] = result.problems
+    assert (problem.code, problem.severity) == ("ambiguous-flow-name", "warning")
+    assert "the flow name 'etl' is defined 3 times" in problem.message
+    assert fragment in problem.message
+    assert "declare it in a prefect.yaml" in problem.remedy and "exclude" in problem.remedy
