@@ -901,22 +901,89 @@ def _match_deployments(
     listed = {d.flow.entrypoint for d in matched}
     # A flow named by a prefect.yaml entry that failed validation gets no default deployment:
     # the user meant to declare it, and a default one would be a surprise. Nor does a flow
-    # below a prefect.yaml that could not be read at all: it may declare that flow.
+    # below a prefect.yaml that could not be read at all (see _without_switched_off).
     mentioned = _mentioned_in_broken_yaml(yaml_files, root)
-    unread_dirs = tuple(
-        PurePosixPath(f.path).parent.as_posix().removeprefix(".")
-        for f in yaml_files
-        if any(p.code in UNREAD_CODES for p in f.errors)
-    )
     if config.default_deployments:
-        candidates = [
-            f
-            for f in flows
-            if f.entrypoint not in listed | mentioned
-            and not any(not d or f.path.startswith(f"{d}/") for d in unread_dirs)
-        ]
-        matched.extend(_default_deployments(flows, candidates, listed, problems))
+        candidates = [f for f in flows if f.entrypoint not in listed | mentioned]
+        candidates = _without_switched_off(candidates, yaml_files, problems)
+        defaults = _default_deployments(flows, candidates, listed, problems)
+        _say_where_defaults_come_from(defaults, yaml_files, problems)
+        matched.extend(defaults)
     return _drop_duplicates(matched, problems)
+
+
+def _under(path: str, directory: str) -> bool:
+    return not directory or path.startswith(directory + "/")
+
+
+def _without_switched_off(
+    flows: list[FlowSpec], yaml_files: tuple[PrefectYamlFile, ...], problems: list[Problem]
+) -> list[FlowSpec]:
+    """The flows no `deployments: []` switches off, nor an unreadable prefect.yaml covers.
+
+    `deployments: []` in a prefect.yaml means: no deployments for the flows of its
+    directory and below (a monorepo's switched-off pipelines). A prefect.yaml that cannot be
+    read might say that, or list them: its flows get no default deployment until it is fixed.
+    """
+    kept = flows
+    for yaml_file in yaml_files:
+        if yaml_file.deployments_list not in ("empty", "unreadable"):
+            continue
+        directory = _parent(yaml_file.path)
+        held = [f for f in kept if _under(f.path, directory)]
+        kept = [f for f in kept if not _under(f.path, directory)]
+        if held and yaml_file.deployments_list == "unreadable":
+            where = f"under {directory}/" if directory else "of the repository"
+            problems.append(
+                Problem(
+                    yaml_file.path,
+                    0,
+                    "no-default-deployments",
+                    f"{yaml_file.path} could not be read, so the {len(held)} flow(s) {where} "
+                    "that no prefect.yaml lists get no default deployment in this run: it may "
+                    "list them, or switch them off with deployments: []",
+                    f"fix {yaml_file.path} (see its other problem)",
+                    "warning",
+                )
+            )
+    return kept
+
+
+def _say_where_defaults_come_from(
+    defaults: list[DiscoveredDeployment],
+    yaml_files: tuple[PrefectYamlFile, ...],
+    problems: list[Problem],
+) -> None:
+    """An info for a prefect.yaml without `deployments:` whose flows get default deployments.
+
+    Prefect deploys nothing from such a file with `--all`; it often only holds build, push
+    or pull steps for `prefect deploy path.py:flow`. It says nothing about which flows to
+    deploy, so they get default deployments like any flow no prefect.yaml lists; the info
+    says how to switch them off.
+    """
+    for yaml_file in yaml_files:
+        if yaml_file.deployments_list != "missing":
+            continue
+        directory = _parent(yaml_file.path)
+        covered = [d.flow.entrypoint for d in defaults if _under(d.flow.path, directory)]
+        if not covered:
+            continue
+        shown = ", ".join(covered[:5]) + (
+            f" and {len(covered) - 5} more" if len(covered) > 5 else ""
+        )
+        problems.append(
+            Problem(
+                yaml_file.path,
+                0,
+                "no-deployments-list",
+                f"{yaml_file.path} has no deployments: list, so it does not say which flows of "
+                f"its directory to deploy; {len(covered)} flow(s) there get a default "
+                f"deployment: {shown}",
+                "list their deployments under deployments:, or write deployments: [] to deploy "
+                "none of the flows of this directory",
+                "info",
+            )
+        )
 
 
 def _default_deployments(

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -282,6 +282,9 @@ class DeclaredDeployment(BaseModel):
     )
 
 
+DeploymentsList = Literal["entries", "empty", "missing", "unreadable"]
+
+
 @dataclass(frozen=True)
 class PrefectYamlFile:
     """One prefect.yaml: its project-level sections, its valid deployments, its problems."""
@@ -293,6 +296,11 @@ class PrefectYamlFile:
     pull: tuple[dict[str, Any], ...] | None
     deployments: tuple[DeclaredDeployment, ...]
     problems: tuple[Problem, ...]
+    # What its `deployments:` says about the flows of its directory and below: "entries"
+    # (it lists deployments), "empty" (`deployments: []`: deploy none of them), "missing"
+    # (no such key, or null: it says nothing), "unreadable" (the file or the list could not
+    # be read: what it declares is unknown).
+    deployments_list: DeploymentsList = "missing"
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -313,14 +321,14 @@ def parse_prefect_yaml(path: Path, repo_root: Path) -> PrefectYamlFile:
             f"cannot read {rel}: {exc}",
             "check that it is a readable file",
         )
-        return PrefectYamlFile(rel, None, None, None, None, (), (problem,))
+        return PrefectYamlFile(rel, None, None, None, None, (), (problem,), "unreadable")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         problem = Problem(
             rel, 0, "invalid-yaml", f"{rel} is not UTF-8 text ({exc})", "save it as UTF-8"
         )
-        return PrefectYamlFile(rel, None, None, None, None, (), (problem,))
+        return PrefectYamlFile(rel, None, None, None, None, (), (problem,), "unreadable")
     return parse_prefect_yaml_text(text, rel, root)
 
 
@@ -736,6 +744,7 @@ class _FileParser:
 
     def result(
         self,
+        deployments_list: DeploymentsList,
         name: str | None = None,
         sections: Mapping[str, StepsValue] | None = None,
         deployments: tuple[DeclaredDeployment, ...] = (),
@@ -753,6 +762,7 @@ class _FileParser:
             pull=public(sections.get("pull")),
             deployments=deployments,
             problems=tuple(sorted(self.problems, key=lambda p: (p.line, p.code, p.message))),
+            deployments_list=deployments_list,
         )
 
     # -- the file --
@@ -772,10 +782,10 @@ class _FileParser:
                 "fix the YAML syntax (indentation, ':' after keys); quote values that "
                 "contain ': ' or start with '{', '[', '*', '&', '!', '@' or '%'",
             )
-            return self.result()
+            return self.result("unreadable")
         except (yaml.YAMLError, RecursionError) as exc:
             self.problem(0, "invalid-yaml", f"invalid YAML: {exc}", "fix the YAML syntax")
-            return self.result()
+            return self.result("unreadable")
         finally:
             loader.dispose()
         for line, key, first in loader.duplicates:
@@ -795,7 +805,7 @@ class _FileParser:
                 "add a `deployments:` list, or delete the file",
                 "warning",
             )
-            return self.result()
+            return self.result("missing")
         if not isinstance(tree, dict):
             self.problem(
                 getattr(tree, "line", 1),
@@ -805,7 +815,7 @@ class _FileParser:
                 "a prefect.yaml is a mapping with a `deployments:` list "
                 "(and optional name, build, push, pull, definitions)",
             )
-            return self.result()
+            return self.result("unreadable")
         try:
             data = _plain(tree, [MAX_EXPANDED_VALUES], set())
         except (_TooLarge, RecursionError) as exc:
@@ -815,7 +825,7 @@ class _FileParser:
                 f"the file cannot be expanded: {exc or 'it nests too deeply'}",
                 "use anchors and aliases without cycles, and sparingly",
             )
-            return self.result()
+            return self.result("unreadable")
         return self.parse_project(data, tree)
 
     def parse_project(self, data: dict[Any, Any], tree: Any) -> PrefectYamlFile:
@@ -842,7 +852,7 @@ class _FileParser:
                 sections[section] = self.steps(getattr(project, section), (section,), tree, "")
         entries = data.get("deployments")
         if entries is None:
-            return self.result(project.name, sections)
+            return self.result("missing", project.name, sections)
         if not isinstance(entries, list):
             self.problem(
                 _line_at(tree, ("deployments",)),
@@ -850,13 +860,14 @@ class _FileParser:
                 f"deployments: is {_show(entries)}, not a list; Prefect skips the file",
                 "write `deployments:` as a list, one `- name: ...` item per deployment",
             )
-            return self.result(project.name, sections)
+            return self.result("unreadable", project.name, sections)
         deployments = []
         for index, entry in enumerate(entries):
             declared = _EntryParser(self, index, entry, tree, sections).parse()
             if declared is not None:
                 deployments.append(declared)
-        return self.result(project.name, sections, tuple(deployments))
+        listed: DeploymentsList = "entries" if entries else "empty"
+        return self.result(listed, project.name, sections, tuple(deployments))
 
     # -- shared with the entries --
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from control_plane.discovery import discover, parse_flow_file
+from control_plane.discovery import UNREAD_CODES, discover, parse_flow_file
 from control_plane.environments import RepositoryConfig
 from tests.conftest import EXAMPLES, REPO_ROOT
 
@@ -595,3 +595,67 @@ def test_one_flow_name_in_several_files_gets_no_default_and_one_warning(
     assert "the flow name 'etl' is defined 3 times" in problem.message
     assert fragment in problem.message
     assert "declare it in a prefect.yaml" in problem.remedy and "exclude" in problem.remedy
+
+
+def flow_file(function: str) -> str:
+    return HEADER + f"@flow\ndef {function}(): pass\n"
+
+
+SWITCHED_OFF = {
+    "root_job.py": flow_file("root_job"),
+    "pipelines/on/job.py": flow_file("on_job"),
+    "pipelines/off/prefect.yaml": "name: switched-off\ndeployments: []\n",
+    "pipelines/off/job.py": flow_file("off_job"),
+    "pipelines/off/deeper/job.py": flow_file("off_deeper_job"),
+    "pipelines/offish/job.py": flow_file("offish_job"),  # not under pipelines/off
+    "pipelines/broken/prefect.yaml": "deployments:\n  - name: a\n   entrypoint: x\n",
+    "pipelines/broken/job.py": flow_file("broken_job"),
+    "pipelines/steps-only/prefect.yaml": (
+        "pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: /app\n"
+    ),
+    "pipelines/steps-only/job.py": flow_file("steps_only_job"),
+}
+
+
+def test_deployments_empty_list_switches_off_its_directory(write_repo) -> None:
+    result = discover(write_repo(SWITCHED_OFF))
+    assert sorted(d.flow.name for d in result.deployments) == [
+        "offish-job",
+        "on-job",
+        "root-job",
+        "steps-only-job",
+    ]
+    assert [(p.file, p.code, p.severity) for p in result.problems] == [
+        ("pipelines/broken/prefect.yaml", "no-default-deployments", "warning"),
+        ("pipelines/broken/prefect.yaml", "invalid-yaml", "error"),
+        ("pipelines/steps-only/prefect.yaml", "no-deployments-list", "info"),
+    ]
+    assert "pipelines/steps-only/job.py:steps_only_job" in result.problems[2].message
+    assert "deployments: []" in result.problems[2].remedy
+
+
+def test_deployments_empty_list_at_the_root_is_no_default_deployments(write_repo) -> None:
+    repo = write_repo({**SWITCHED_OFF, "prefect.yaml": "deployments: []\n"})
+    assert discover(repo).deployments == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "deployments: [\n",
+        "deployments: {name: a}\n",
+        "- name: a\n",
+        "deployments: []\n",
+        "name: x\n",
+        "",
+        "deployments:\n  - name: a\n    entrypoint: nope.py:f\n",
+        "deployments:\n  - name: a\n    cron: 1\n",
+    ],
+)
+def test_unread_codes_are_what_makes_a_prefect_yaml_unreadable(write_repo, text: str) -> None:
+    """The reconcile keeps the deployments of a file with one of UNREAD_CODES; discovery
+    holds back the default deployments of a file whose deployments_list is unreadable."""
+    repo = write_repo({"prefect.yaml": text})
+    [yaml_file] = discover(repo).prefect_yaml_files
+    unread = any(p.code in UNREAD_CODES for p in yaml_file.errors)
+    assert unread == (yaml_file.deployments_list == "unreadable")

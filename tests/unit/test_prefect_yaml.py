@@ -1339,6 +1339,25 @@ def test_unreadable_and_undecodable_files(tmp_path: Path) -> None:
     assert (problem.file, problem.code) == ("missing.yaml", "unreadable-file")
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD, "entries"),
+        ("deployments:\n  - name: bad\n", "entries"),  # entries, even if none is valid
+        ("deployments: []\n", "empty"),
+        ("name: x\ndeployments: []\npull: []\n", "empty"),
+        ("name: x\n", "missing"),
+        ("deployments:\n", "missing"),  # null says nothing, like a missing key
+        ("", "missing"),
+        ("deployments: {name: a}\n", "unreadable"),
+        ("deployments: [\n", "unreadable"),
+        ("- name: a\n", "unreadable"),
+    ],
+)
+def test_what_the_deployments_list_says(write_repo: WriteRepo, text: str, expected: str) -> None:
+    assert parse_in_repo(write_repo, text).deployments_list == expected
+
+
 # --- Prefect behaviours that surprise -------------------------------------------------
 
 
