@@ -860,18 +860,18 @@ def _match_deployments(
     matched: list[DiscoveredDeployment] = []
     for yaml_file in yaml_files:
         for declared in yaml_file.deployments:
-            if declared.entrypoint is None:
+            if declared.flow_entrypoint is None:
                 continue  # its problem is already recorded
-            flow = by_entrypoint.get(declared.entrypoint)
-            if flow is None and declared.entrypoint in unnamed:
-                why = unnamed[declared.entrypoint]
+            flow = by_entrypoint.get(declared.flow_entrypoint)
+            if flow is None and declared.flow_entrypoint in unnamed:
+                why = unnamed[declared.flow_entrypoint]
                 problems.append(
                     Problem(
                         declared.source_file,
                         declared.line,
                         "dynamic-flow-name",
                         f"deployment {declared.name!r} is not applied: the name of its flow "
-                        f"{declared.entrypoint} cannot be read without running code "
+                        f"{declared.flow_entrypoint} cannot be read without running code "
                         f"(see {why.file}:{why.line}), and Prefect registers a deployment "
                         "under its flow's name",
                         why.remedy,
@@ -879,7 +879,7 @@ def _match_deployments(
                 )
                 continue
             if flow is None:
-                path, _, function = declared.entrypoint.rpartition(":")
+                path, _, function = declared.flow_entrypoint.rpartition(":")
                 if path in broken_files:
                     continue  # the flow file itself failed; that problem says why
                 where = "has no @flow" if path not in flow_files else "has no @flow named"
@@ -889,7 +889,7 @@ def _match_deployments(
                         declared.source_file,
                         declared.line,
                         "entrypoint-not-a-flow",
-                        f"deployment {declared.name!r}: entrypoint {declared.entrypoint!r}: "
+                        f"deployment {declared.name!r}: entrypoint {declared.flow_entrypoint!r}: "
                         f"{path} {where} {function!r}"
                         + (f"; flows there: {', '.join(known)}" if known else ""),
                         "point the entrypoint at a function decorated with @flow",

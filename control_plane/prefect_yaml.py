@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from control_plane.errors import Problem, Severity
 
@@ -247,7 +247,26 @@ class DeclaredDeployment(BaseModel):
     name: str = Field(description="the deployment's name, templates kept")
     entrypoint: str | None = Field(
         default=None,
-        description="path.py:function relative to the repository root; None if invalid",
+        description=(
+            "the entrypoint to register: as declared when `entrypoint_as_declared`, else "
+            "path.py:function relative to the repository root; None if invalid"
+        ),
+    )
+    flow_entrypoint: str | None = Field(
+        default=None,
+        description=(
+            "path.py:function of the flow relative to the repository root (what discovery "
+            "reads the flow from); defaults to `entrypoint`; None if invalid"
+        ),
+    )
+    entrypoint_as_declared: bool = Field(
+        default=False,
+        description=(
+            "the deployment brings pull steps of its own (its `pull:` or the file's): Prefect "
+            "resolves the entrypoint against the working directory they leave at run time, so "
+            "it is kept as written. Without them deploy-manager pins a git_clone of the "
+            "repository root, and the entrypoint is made relative to the root"
+        ),
     )
     source_file: str = Field(description="the prefect.yaml, relative to the repository root")
     line: int = Field(description="the line of the entry's own name: key, else of the item")
@@ -280,6 +299,14 @@ class DeclaredDeployment(BaseModel):
     sla: tuple[dict[str, Any], ...] | None = Field(
         default=None, description="SLA definitions; None: not given (an empty tuple clears them)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flow_entrypoint_defaults_to_entrypoint(cls, data: Any) -> Any:
+        declared = isinstance(data, dict) and data.get("entrypoint_as_declared")
+        if isinstance(data, dict) and data.get("flow_entrypoint") is None and not declared:
+            data = {**data, "flow_entrypoint": data.get("entrypoint")}
+        return data
 
 
 DeploymentsList = Literal["entries", "empty", "missing", "unreadable"]
@@ -1036,8 +1063,15 @@ class _FileParser:
                 )
         return ok
 
-    def resolve_entrypoint(self, value: str) -> tuple[str | None, str, str, str]:
-        """The entrypoint relative to the root, or None and (code, reason, remedy)."""
+    def resolve_entrypoint(
+        self, value: str, prefer_directory: bool = False
+    ) -> tuple[str | None, str, str, str]:
+        """The entrypoint relative to the root, or None and (code, reason, remedy).
+
+        It is looked for from the root, then from the prefect.yaml's directory; the other
+        way round with `prefer_directory` (`prefect deploy` runs from that directory, and
+        with pull steps of its own the root is not where the deployment runs).
+        """
         if is_templated(value):
             reason = "a templated entrypoint cannot be resolved without running anything"
             return None, "bad-entrypoint", reason, ENTRYPOINT_REMEDY
@@ -1059,6 +1093,8 @@ class _FileParser:
         candidates = [posixpath.normpath(file_part)]
         if self.directory:
             candidates.append(posixpath.normpath(posixpath.join(self.directory, file_part)))
+            if prefer_directory:
+                candidates.reverse()
         inside = list(dict.fromkeys(c for c in candidates if c != ".." and not c.startswith("../")))
         if not inside:
             reason = "it leaves the repository"
@@ -1183,7 +1219,6 @@ class _EntryParser:
         entry, bad = self.validate(DeploymentEntry, data, ())
 
         name = self.check_name(entry, bad)
-        entrypoint = self.check_entrypoint(entry, bad)
         tags = self.check_tags(entry, bad)
         schedules = self.check_schedules(entry, data, bad)
         limit, options = self.check_concurrency(entry)
@@ -1209,12 +1244,18 @@ class _EntryParser:
                 if isinstance(steps[section], _Invalid):
                     self.errors += 1
         effective = self.effective_steps(data, steps)
+        own_pull = effective is not None and effective[2] is not None
+        flow_entrypoint = self.check_entrypoint(entry, bad, prefer_directory=own_pull)
         if self.errors or name is None or effective is None:
             return None
         build, push, pull = effective
         return DeclaredDeployment(
             name=name,
-            entrypoint=entrypoint,
+            # With pull steps of its own, Prefect resolves the entrypoint at run time against
+            # the working directory they leave; rewriting it would point elsewhere.
+            entrypoint=entry.entrypoint if own_pull and flow_entrypoint else flow_entrypoint,
+            flow_entrypoint=flow_entrypoint,
+            entrypoint_as_declared=own_pull,
             source_file=self.file.path,
             line=self.line("name") if self.has_own("name") else self.line(),
             description=entry.description or None,  # "" falls back to the flow's docstring
@@ -1263,7 +1304,9 @@ class _EntryParser:
             return stem
         return name
 
-    def check_entrypoint(self, entry: DeploymentEntry, bad: set[Any]) -> str | None:
+    def check_entrypoint(
+        self, entry: DeploymentEntry, bad: set[Any], prefer_directory: bool
+    ) -> str | None:
         if "entrypoint" in bad:
             return None
         value = entry.entrypoint
@@ -1275,7 +1318,7 @@ class _EntryParser:
                 f"add entrypoint: ({ENTRYPOINT_REMEDY})",
             )
             return None
-        resolved, code, reason, remedy = self.file.resolve_entrypoint(value)
+        resolved, code, reason, remedy = self.file.resolve_entrypoint(value, prefer_directory)
         if resolved is None:
             self.problem(("entrypoint",), code, f"{value!r}: {reason}", remedy)
         return resolved

@@ -659,3 +659,22 @@ def test_unread_codes_are_what_makes_a_prefect_yaml_unreadable(write_repo, text:
     [yaml_file] = discover(repo).prefect_yaml_files
     unread = any(p.code in UNREAD_CODES for p in yaml_file.errors)
     assert unread == (yaml_file.deployments_list == "unreadable")
+
+
+def test_a_declared_entrypoint_still_finds_its_flow(write_repo) -> None:
+    """With pull steps of its own, the entrypoint stays as written; the flow is still read."""
+    repo = write_repo(
+        {
+            "pipelines/sales/job.py": HEADER + "@flow\ndef etl(day: int = 1): pass\n",
+            "pipelines/sales/prefect.yaml": (
+                "pull:\n  - prefect.deployments.steps.set_working_directory:\n"
+                "      directory: /opt/sales\n"
+                "deployments:\n  - name: daily\n    entrypoint: job.py:etl\n"
+            ),
+        }
+    )
+    [deployment] = discover(repo).deployments
+    assert deployment.declared.entrypoint == "job.py:etl"
+    assert deployment.declared.entrypoint_as_declared
+    assert deployment.flow.entrypoint == "pipelines/sales/job.py:etl"
+    assert list(deployment.flow.parameters["properties"]) == ["day"]

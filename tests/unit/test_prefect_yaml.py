@@ -96,6 +96,8 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
         DeclaredDeployment(
             name="vacuum-nightly",
             entrypoint="maintenance/vacuum.py:vacuum_warehouse",
+            flow_entrypoint="maintenance/vacuum.py:vacuum_warehouse",
+            entrypoint_as_declared=True,  # the project's pull steps
             source_file="prefect.yaml",
             line=44,
             description="Reclaim space in the warehouse.",
@@ -119,6 +121,8 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
         DeclaredDeployment(
             name="freshness-hourly",
             entrypoint="maintenance/vacuum.py:check_freshness",
+            flow_entrypoint="maintenance/vacuum.py:check_freshness",
+            entrypoint_as_declared=True,
             source_file="prefect.yaml",
             line=55,
             version="{{ $GIT_SHA }}",
@@ -147,6 +151,8 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
         DeclaredDeployment(
             name="orders-backfill",
             entrypoint="pipelines/ingest/flows.py:ingest_orders",
+            flow_entrypoint="pipelines/ingest/flows.py:ingest_orders",
+            entrypoint_as_declared=True,  # `pull: []` is pull steps of its own: none
             source_file="prefect.yaml",
             line=73,
             parameters={"source": "{{ prefect.variables.backfill_source }}", "since": "2024-01-01"},
@@ -159,7 +165,10 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
     "pipelines/ingest/prefect.yaml": (
         DeclaredDeployment(
             name="orders-every-15m",
-            entrypoint="pipelines/ingest/flows.py:ingest_orders",
+            # git_clone, then the working directory pipelines/ingest: as declared
+            entrypoint="flows.py:ingest_orders",
+            flow_entrypoint="pipelines/ingest/flows.py:ingest_orders",
+            entrypoint_as_declared=True,
             source_file="pipelines/ingest/prefect.yaml",
             line=26,
             tags=("ingest",),
@@ -182,7 +191,9 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
         ),
         DeclaredDeployment(
             name="customers-weekdays",
-            entrypoint="pipelines/ingest/flows.py:ingest_customers",
+            entrypoint="./flows.py:ingest_customers",
+            flow_entrypoint="pipelines/ingest/flows.py:ingest_customers",
+            entrypoint_as_declared=True,
             source_file="pipelines/ingest/prefect.yaml",
             line=38,
             tags=("ingest",),
@@ -237,7 +248,9 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
         ),
         DeclaredDeployment(
             name="after-ingest",
-            entrypoint="pipelines/reports/report.py:daily_summary",
+            entrypoint="report.py:daily_summary",
+            flow_entrypoint="pipelines/reports/report.py:daily_summary",
+            entrypoint_as_declared=True,
             source_file="pipelines/reports/prefect.yaml",
             line=24,
             tags=("reports",),
@@ -1002,6 +1015,73 @@ def test_entrypoint_resolution(write_repo: WriteRepo, given: str, expected: str)
     parsed = parse_in_repo(write_repo, text, "pipelines/sales/prefect.yaml")
     assert parsed.problems == ()
     assert [d.entrypoint for d in parsed.deployments] == [expected]
+
+
+WORKDIR_PULL = (
+    "pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: /app\n"
+)
+CLONE_PULL = (
+    "pull:\n  - prefect.deployments.steps.git_clone:\n      id: clone\n"
+    "      repository: https://example.com/r.git\n"
+    "  - prefect.deployments.steps.set_working_directory:\n"
+    "      directory: '{{ clone.directory }}/pipelines/sales'\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("project", "entry", "given", "expected"),
+    [
+        pytest.param(
+            "", "", "job.py:etl", ("pipelines/sales/job.py:etl",) * 2 + (False,), id="none"
+        ),
+        pytest.param(
+            "",
+            textwrap.indent(WORKDIR_PULL, "    "),
+            "job.py:etl",
+            ("job.py:etl", "pipelines/sales/job.py:etl", True),
+            id="its-own-pull",
+        ),
+        pytest.param(
+            CLONE_PULL,
+            "",
+            "./job.py:etl",
+            ("./job.py:etl", "pipelines/sales/job.py:etl", True),
+            id="the-files-pull",
+        ),
+        pytest.param(
+            CLONE_PULL,
+            "    pull: []\n",
+            "job.py:etl",
+            ("job.py:etl", "pipelines/sales/job.py:etl", True),
+            id="explicitly-none",
+        ),
+        pytest.param(
+            "",
+            "",
+            "flows/etl.py:etl",
+            ("flows/etl.py:etl", "flows/etl.py:etl", False),
+            id="root-first-without",
+        ),
+        pytest.param(
+            WORKDIR_PULL,
+            "",
+            "flows/etl.py:etl",
+            ("flows/etl.py:etl", "pipelines/sales/flows/etl.py:etl", True),
+            id="directory-first-with",
+        ),
+    ],
+)
+def test_entrypoint_is_kept_as_declared_with_pull_steps_of_its_own(
+    write_repo: WriteRepo, project: str, entry: str, given: str, expected: tuple[Any, ...]
+) -> None:
+    """Prefect resolves it against the working directory the pull steps leave."""
+    text = f"{project}deployments:\n  - name: d\n    entrypoint: {given}\n{entry}"
+    parsed = parse_in_repo(write_repo, text, "pipelines/sales/prefect.yaml")
+    assert parsed.problems == ()
+    [declared] = parsed.deployments
+    assert (declared.entrypoint, declared.flow_entrypoint, declared.entrypoint_as_declared) == (
+        expected
+    )
 
 
 def test_entrypoint_not_found_lists_where_it_looked(write_repo: WriteRepo) -> None:
