@@ -309,7 +309,7 @@ class DeclaredDeployment(BaseModel):
         return data
 
 
-DeploymentsList = Literal["entries", "empty", "missing", "unreadable"]
+DeploymentsList = Literal["entries", "empty", "missing", "unreadable", "not-prefect"]
 
 
 @dataclass(frozen=True)
@@ -326,7 +326,8 @@ class PrefectYamlFile:
     # What its `deployments:` says about the flows of its directory and below: "entries"
     # (it lists deployments), "empty" (`deployments: []`: deploy none of them), "missing"
     # (no such key, or null: it says nothing), "unreadable" (the file or the list could not
-    # be read: what it declares is unknown).
+    # be read: what it declares is unknown), "not-prefect" (another kind of file, e.g. a
+    # Kubernetes manifest, that has the name: it says nothing).
     deployments_list: DeploymentsList = "missing"
 
     @property
@@ -798,6 +799,10 @@ class _FileParser:
         loader = _LineLoader(self.text)
         try:
             tree = loader.get_single_data()
+        except yaml.composer.ComposerError as exc:
+            if "expected a single document" not in str(exc.context):
+                raise
+            return self.several_documents(exc)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -833,16 +838,6 @@ class _FileParser:
                 "warning",
             )
             return self.result("missing")
-        if not isinstance(tree, dict):
-            self.problem(
-                getattr(tree, "line", 1),
-                "invalid-prefect-yaml",
-                f"the top level is a {type(tree).__name__.lstrip('_').lower()}, not a mapping; "
-                "Prefect skips the file",
-                "a prefect.yaml is a mapping with a `deployments:` list "
-                "(and optional name, build, push, pull, definitions)",
-            )
-            return self.result("unreadable")
         try:
             data = _plain(tree, [MAX_EXPANDED_VALUES], set())
         except (_TooLarge, RecursionError) as exc:
@@ -853,7 +848,61 @@ class _FileParser:
                 "use anchors and aliases without cycles, and sparingly",
             )
             return self.result("unreadable")
+        foreign = _foreign_content(data)
+        if foreign:
+            self.not_a_prefect_yaml(getattr(tree, "line", 1), foreign)
+            return self.result("not-prefect")
+        if not isinstance(data, dict):
+            looks_like_entries = isinstance(data, list) and any(
+                isinstance(item, dict) and {"name", "entrypoint"} & set(item) for item in data
+            )
+            self.problem(
+                getattr(tree, "line", 1),
+                "invalid-prefect-yaml",
+                f"the top level is a {type(tree).__name__.lstrip('_').lower()}, not a mapping; "
+                "Prefect skips the file",
+                "put the list under `deployments:`"
+                if looks_like_entries
+                else "a prefect.yaml is a mapping with a `deployments:` list "
+                "(and optional name, build, push, pull, definitions)",
+            )
+            return self.result("unreadable")
         return self.parse_project(data, tree)
+
+    def several_documents(self, exc: yaml.MarkedYAMLError) -> PrefectYamlFile:
+        """A stream of documents (`---`): Kubernetes manifests, say, or two prefect.yamls."""
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        try:
+            documents = [d for d in yaml.load_all(self.text, Loader=_SafeLoaderBase) if d]
+        except (yaml.YAMLError, RecursionError):
+            documents = []
+        count = f"{len(documents)} YAML documents" if documents else "several YAML documents"
+        if any(isinstance(d, dict) and "deployments" in d for d in documents):
+            self.problem(
+                line,
+                "invalid-prefect-yaml",
+                f"the file holds {count}, separated by '---' (the next one starts at line "
+                f"{line}); Prefect reads a prefect.yaml as one document and fails on this one",
+                "keep one document: merge the deployments: lists into one, or put each "
+                "document in a file of its own and name those in deploy-manager.yaml's "
+                "prefect_files",
+            )
+            return self.result("unreadable")
+        kinds = [_foreign_content(d) for d in documents]
+        what = next((k for k in kinds if k), "")
+        self.not_a_prefect_yaml(1, f"{count} separated by '---'" + (f", {what}" if what else ""))
+        return self.result("not-prefect")
+
+    def not_a_prefect_yaml(self, line: int, what: str) -> None:
+        self.problem(
+            line,
+            "not-a-prefect-yaml",
+            f"this is not a prefect.yaml ({what}); a prefect.yaml is one mapping with a "
+            "`deployments:` list, so deploy-manager does not read this file for deployments",
+            "rename the file, or leave it out with `exclude:` or `prefect_files:` in "
+            "deploy-manager.yaml",
+            "warning",
+        )
 
     def parse_project(self, data: dict[Any, Any], tree: Any) -> PrefectYamlFile:
         for key in data:
@@ -1128,6 +1177,25 @@ class _Context:
     @property
     def prefix(self) -> str:
         return f"{self.where}: " if self.where else ""
+
+
+def _foreign_content(data: Any) -> str:
+    """What a YAML document named prefect.yaml is instead, or "" when it may be one."""
+    if isinstance(data, dict) and "deployments" not in data:
+        if {"apiVersion", "kind"} <= set(data):
+            return f"a Kubernetes manifest: apiVersion {data['apiVersion']}, kind {data['kind']}"
+        keys = [str(key) for key in data]
+        known = list(KNOWN_TOP_LEVEL_KEYS)
+        if keys and not any(key in known or _suggest(key, known) for key in keys):
+            shown = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
+            return f"none of its top-level keys ({shown}) is a prefect.yaml key"
+    if (
+        isinstance(data, list)
+        and data
+        and all(isinstance(item, dict) and {"apiVersion", "kind"} <= set(item) for item in data)
+    ):
+        return "a list of Kubernetes manifests (apiVersion, kind)"
+    return ""
 
 
 def _wrap_single_steps(data: dict[Any, Any]) -> dict[Any, Any]:

@@ -1300,10 +1300,9 @@ def test_templated_values_are_accepted_verbatim(
         ("deployments:\n  - name: a\n   entrypoint: x\n", 3, "line 3, column 4"),
         ("deployments:\n  - name: a\n    tags: [a, b\n", 4, "expected ',' or ']'"),
         ("deployments:\n  - name: {{ x }}\n", 2, "found unhashable key"),
-        ("deployments:\n  - name: a\n---\nname: b\n", 3, "expected a single document"),
         ("!!python/object/apply:os.system [echo hi]\n", 1, "could not determine a constructor"),
     ],
-    ids=["indentation", "unclosed-list", "unquoted-template", "two-documents", "python-tag"],
+    ids=["indentation", "unclosed-list", "unquoted-template", "python-tag"],
 )
 def test_invalid_yaml(write_repo: WriteRepo, text: str, line: int, fragment: str) -> None:
     parsed = parse_in_repo(write_repo, text)
@@ -1347,6 +1346,69 @@ def test_invalid_prefect_yaml(
     )
     assert fragment in problem.message
     assert parsed.deployments == ()
+
+
+K8S = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: prefect\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "severity", "listed", "fragment"),
+    [
+        pytest.param(
+            K8S,
+            "warning",
+            "not-prefect",
+            "this is not a prefect.yaml (a Kubernetes manifest: apiVersion v1, kind ConfigMap)",
+            id="kubernetes-manifest",
+        ),
+        pytest.param(
+            K8S + "---\napiVersion: apps/v1\nkind: Deployment\n---\n",
+            "warning",
+            "not-prefect",
+            "(2 YAML documents separated by '---', a Kubernetes manifest",
+            id="kubernetes-manifests",
+        ),
+        pytest.param(
+            "- " + K8S.replace("\n", "\n  ").rstrip() + "\n",
+            "warning",
+            "not-prefect",
+            "(a list of Kubernetes manifests (apiVersion, kind))",
+            id="list-of-manifests",
+        ),
+        pytest.param(
+            "server:\n  replicas: 2\nworker:\n  enabled: true\n",
+            "warning",
+            "not-prefect",
+            "(none of its top-level keys (server, worker) is a prefect.yaml key)",
+            id="helm-values",
+        ),
+        pytest.param(
+            GOOD + "---\n" + GOOD,
+            "error",
+            "unreadable",
+            "the file holds 2 YAML documents, separated by '---' (the next one starts at line 4)"
+            "; Prefect reads a prefect.yaml as one document",
+            id="two-prefect-yamls",
+        ),
+        pytest.param(
+            "- name: a\n  entrypoint: flows/etl.py:etl\n",
+            "error",
+            "unreadable",
+            "the top level is a sequence, not a mapping",
+            id="deployments-without-the-key",
+        ),
+    ],
+)
+def test_a_file_that_is_not_a_prefect_yaml_says_so(
+    write_repo: WriteRepo, text: str, severity: str, listed: str, fragment: str
+) -> None:
+    parsed = parse_in_repo(write_repo, text)
+    [problem] = parsed.problems
+    code = "not-a-prefect-yaml" if severity == "warning" else "invalid-prefect-yaml"
+    assert (problem.code, problem.severity) == (code, severity)
+    assert fragment in problem.message
+    assert "YAML syntax" not in problem.remedy
+    assert (parsed.deployments, parsed.deployments_list) == ((), listed)
 
 
 def test_top_level_problems_keep_the_deployments(write_repo: WriteRepo) -> None:
