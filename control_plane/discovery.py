@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from control_plane.environments import RepositoryConfig, read_repository_config
+from control_plane.environments import CONFIG_FILE, RepositoryConfig, read_repository_config
 from control_plane.errors import Problem
 from control_plane.files import iter_repository_files
 from control_plane.parameters import ModuleContext, build_parameter_schema
@@ -634,7 +634,20 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
     if config is None:
         config, config_problems = read_repository_config(root)
         problems.extend(config_problems)
-    files = iter_repository_files(root, config.exclude)
+    files = iter_repository_files(root, config.exclude, config.prefect_files)
+    problems.extend(
+        Problem(
+            rel,
+            0,
+            "prefect-file-not-read",
+            f"{rel} is named like a prefect.yaml but is not read: the prefect_files patterns "
+            f"of {CONFIG_FILE} ({', '.join(config.prefect_files) or 'none'}) do not match it",
+            f"to read it, add a pattern to prefect_files in {CONFIG_FILE}, e.g. "
+            "prefect_files: ['prefect.yaml', '**/prefect.*.yaml']",
+            "info",
+        )
+        for rel in files.unread_prefect_files
+    )
     problems.extend(
         Problem(
             link,

@@ -678,3 +678,80 @@ def test_a_declared_entrypoint_still_finds_its_flow(write_repo) -> None:
     assert deployment.declared.entrypoint_as_declared
     assert deployment.flow.entrypoint == "pipelines/sales/job.py:etl"
     assert list(deployment.flow.parameters["properties"]) == ["day"]
+
+
+PREFECT_FILES = {
+    "prefect.yaml": "deployments: []\n",
+    "prefect.dev.yaml": "deployments: []\n",
+    "pipelines/a/prefect-prod.yml": "deployments: []\n",
+    "pipelines/b/prefect.yaml": "deployments: []\n",
+    "pipelines/c/prefect_staging.yaml": "deployments: []\n",
+    "deploy/values.yaml": "replicas: 2\n",
+    "prefecture.yaml": "x: 1\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("patterns", "read", "hinted"),
+    [
+        pytest.param(
+            None,
+            ["pipelines/b/prefect.yaml", "prefect.yaml"],
+            [
+                "pipelines/a/prefect-prod.yml",
+                "pipelines/c/prefect_staging.yaml",
+                "prefect.dev.yaml",
+            ],
+            id="default",
+        ),
+        pytest.param(
+            ("prefect.yaml", "**/prefect.*.yaml"),
+            ["pipelines/b/prefect.yaml", "prefect.dev.yaml", "prefect.yaml"],
+            ["pipelines/a/prefect-prod.yml", "pipelines/c/prefect_staging.yaml"],
+            id="dotted-variants",
+        ),
+        pytest.param(
+            ("/prefect.yaml", "pipelines/*/prefect[-_]*"),
+            ["pipelines/a/prefect-prod.yml", "pipelines/c/prefect_staging.yaml", "prefect.yaml"],
+            ["pipelines/b/prefect.yaml", "prefect.dev.yaml"],
+            id="anchored",
+        ),
+    ],
+)
+def test_prefect_files_names_the_files_to_read(
+    write_repo, patterns: tuple[str, ...] | None, read: list[str], hinted: list[str]
+) -> None:
+    repo = write_repo(PREFECT_FILES)
+    config = RepositoryConfig() if patterns is None else RepositoryConfig(prefect_files=patterns)
+    result = discover(repo, config)
+    assert [f.path for f in result.prefect_yaml_files] == read
+    assert [(p.file, p.code, p.severity) for p in result.problems] == [
+        (rel, "prefect-file-not-read", "info") for rel in hinted
+    ]
+    assert "prefect_files" in result.problems[0].remedy
+
+
+def test_prefect_files_from_deploy_manager_yaml(write_repo) -> None:
+    repo = write_repo(
+        {
+            **PREFECT_FILES,
+            "deploy-manager.yaml": "prefect_files: [prefect.yaml, '**/prefect[._-]*.y*ml']\n",
+        }
+    )
+    result = discover(repo)
+    assert len(result.prefect_yaml_files) == 5
+    assert result.problems == ()
+
+
+def test_a_kubernetes_manifest_named_prefect_yaml_does_not_hold_flows_back(write_repo) -> None:
+    repo = write_repo(
+        {
+            "k8s/prefect.yaml": "apiVersion: v1\nkind: Service\n---\napiVersion: v1\nkind: Pod\n",
+            "k8s/job.py": flow_file("k8s_job"),
+        }
+    )
+    result = discover(repo)
+    assert [d.flow.name for d in result.deployments] == ["k8s-job"]
+    assert [(p.file, p.code) for p in result.problems] == [
+        ("k8s/prefect.yaml", "not-a-prefect-yaml")
+    ]
