@@ -217,6 +217,35 @@ MOVED_KEYS = {
     "rrule": "schedules: [{rrule: ...}]",
     "timezone": "schedules: [{..., timezone: ...}]",
 }
+# Keys of a deployment entry that Prefect itself ignores: (why, remedy).
+IGNORED_KEYS = {
+    "parameter_openapi_schema": (
+        "Prefect ignores parameter_openapi_schema in a prefect.yaml: it stores the schema of "
+        "the flow's signature, and so does deploy-manager",
+        "remove parameter_openapi_schema; annotate the flow's parameters instead",
+    ),
+}
+# Keys deploy-manager reads and carries but never applies: (why, remedy).
+NOT_APPLIED_KEYS = {
+    "sla": (
+        "sla: is not applied: SLAs are a Prefect Cloud feature; Prefect's client applies them "
+        "only on Prefect Cloud (prefect deploy refuses sla: with a self-hosted server, which "
+        "has no SLA API)",
+        "remove sla:, or alert on late or long runs with an automation (triggers:)",
+    ),
+    "version_type": (
+        "version_type is not applied: Prefect derives version_info from it, which the "
+        "self-hosted server discards; deploy-manager sets version to the commit, or to version:",
+        "remove version_type, or give version:",
+    ),
+}
+# What each kind of schedule takes that the others do not: Prefect ignores them elsewhere.
+SCHEDULE_KEY_KINDS = {"anchor_date": "interval", "day_or": "cron"}
+SCHEDULE_KEYS_OF_OTHER_KINDS = {
+    "cron": ("anchor_date",),
+    "interval": ("day_or",),
+    "rrule": ("anchor_date", "day_or"),
+}
 SCHEDULE_CODES = {
     "cron": "invalid-cron",
     "interval": "invalid-interval",
@@ -1284,6 +1313,10 @@ class _EntryParser:
             )
             return None
         data = _wrap_single_steps(self.entry)
+        for key, (why, remedy) in IGNORED_KEYS.items():
+            if key in data:
+                self.problem((key,), "ignored-key", why, remedy, "warning")
+                data = {k: v for k, v in data.items() if k != key}
         entry, bad = self.validate(DeploymentEntry, data, ())
 
         name = self.check_name(entry, bad)
@@ -1316,6 +1349,9 @@ class _EntryParser:
         flow_entrypoint = self.check_entrypoint(entry, bad, prefer_directory=own_pull)
         if self.errors or name is None or effective is None:
             return None
+        for key, (why, remedy) in NOT_APPLIED_KEYS.items():
+            if data.get(key) is not None:
+                self.problem((key,), "not-applied", why, remedy, "info")
         build, push, pull = effective
         return DeclaredDeployment(
             name=name,
@@ -1610,6 +1646,16 @@ class _EntryParser:
             return None
         if bad:
             return None
+        for key in SCHEDULE_KEYS_OF_OTHER_KINDS[kinds[0]]:
+            if item.get(key) is not None:
+                self.problem(
+                    (*path, key),
+                    "ignored-key",
+                    f"{key} belongs to {SCHEDULE_KEY_KINDS[key]} schedules; Prefect ignores it "
+                    f"in a {kinds[0]} schedule",
+                    f"remove {key}",
+                    "warning",
+                )
         inner: dict[str, Any] | None
         if spec.cron is not None:
             inner = self.cron(spec, path)

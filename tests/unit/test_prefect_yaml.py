@@ -1286,7 +1286,7 @@ def test_templated_values_are_accepted_verbatim(
     write_repo: WriteRepo, extra: str, expected: dict[str, Any]
 ) -> None:
     parsed = parse_in_repo(write_repo, with_good(bad(extra)))
-    assert parsed.problems == ()
+    assert [p for p in parsed.problems if p.severity != "info"] == []
     [declared] = [d for d in parsed.deployments if d.name == "bad"]
     assert {key: getattr(declared, key) for key in expected} == expected
 
@@ -1591,6 +1591,85 @@ def test_small_normalisations_prefect_makes(write_repo: WriteRepo) -> None:
             "slug": None,
         },
     )
+
+
+# Every key Prefect accepts in a deployment entry (DeploymentEntry's fields are Prefect's,
+# see test_accepted_keys_are_prefects), with a value, and how deploy-manager treats it:
+# "carried" into DeclaredDeployment, or reported with a problem code saying why not.
+ENTRY_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "name": ("name: other", ()),
+    "version": ("version: '1.0'", ()),
+    "version_type": ("version_type: vcs:git", ("not-applied",)),
+    "tags": ("tags: [a]", ()),
+    "description": ("description: text", ()),
+    "schedule": ("schedule: {cron: '0 * * * *'}", ("deprecated-key",)),
+    "schedules": ("schedules: [{cron: '0 * * * *'}]", ()),
+    "paused": ("paused: true", ()),
+    "concurrency_limit": ("concurrency_limit: 2", ()),
+    "flow_name": ("flow_name: x", ("ignored-key",)),
+    "entrypoint": ("entrypoint: pipelines/sales/job.py:etl", ()),
+    "parameters": ("parameters: {a: 1}", ()),
+    "enforce_parameter_schema": ("enforce_parameter_schema: false", ()),
+    "build": ("build: [{prefect.deployments.steps.run_shell_script: {script: make}}]", ()),
+    "push": ("push: [{prefect.deployments.steps.run_shell_script: {script: push}}]", ()),
+    "pull": ("pull: [{prefect.deployments.steps.set_working_directory: {directory: /a}}]", ()),
+    "work_pool": ("work_pool: {name: p, work_queue_name: q, job_variables: {x: 1}}", ()),
+    "triggers": ("triggers: [{enabled: true, expect: [prefect.flow-run.Completed]}]", ()),
+    "sla": ("sla: [{name: fast, duration: 60}]", ("not-applied",)),
+}
+
+
+def test_the_table_covers_every_key_prefect_accepts() -> None:
+    assert set(ENTRY_KEYS) == set(DeploymentEntry.model_fields)
+
+
+def entry_text(lines: dict[str, str]) -> str:
+    return "deployments:\n  - " + "\n    ".join(lines.values()) + "\n"
+
+
+@pytest.mark.parametrize("key", sorted(ENTRY_KEYS))
+def test_every_key_of_an_entry_is_carried_or_reported(write_repo: WriteRepo, key: str) -> None:
+    """Nothing declared is dropped silently."""
+    line, codes = ENTRY_KEYS[key]
+    entry = {"name": "name: d", "entrypoint": "entrypoint: flows/etl.py:etl"}
+    [before] = parse_in_repo(write_repo, entry_text(entry)).deployments
+    parsed = parse_in_repo(write_repo, entry_text({**entry, key: line}))
+    assert [p.code for p in parsed.problems if p.severity == "error"] == []
+    [after] = parsed.deployments
+    reported = tuple(p.code for p in parsed.problems)
+    assert reported == codes
+    if key != "flow_name":  # the only key Prefect ignores outright
+        assert after != before, f"{key} is not carried into DeclaredDeployment"
+    for problem in parsed.problems:
+        assert key in problem.message and problem.remedy
+
+
+def test_keys_prefect_ignores_are_warnings_that_keep_the_entry(write_repo: WriteRepo) -> None:
+    text = with_good(bad("parameter_openapi_schema: {type: object}"))
+    parsed = parse_in_repo(write_repo, text)
+    assert [(p.line, p.code, p.severity) for p in parsed.problems] == [
+        (6, "ignored-key", "warning")
+    ]
+    assert "the schema of the flow's signature" in parsed.problems[0].message
+    assert [d.name for d in parsed.deployments] == ["good", "bad"]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "key"),
+    [
+        ("{cron: '0 * * * *', anchor_date: '2024-01-01T00:00:00Z'}", "anchor_date"),
+        ("{interval: 60, day_or: false}", "day_or"),
+        ("{rrule: 'FREQ=DAILY', anchor_date: '2024-01-01T00:00:00Z'}", "anchor_date"),
+    ],
+)
+def test_schedule_keys_of_another_kind_are_reported(
+    write_repo: WriteRepo, schedule: str, key: str
+) -> None:
+    parsed = parse_in_repo(write_repo, with_good(bad(f"schedules: [{schedule}]")))
+    [problem] = parsed.problems
+    assert (problem.code, problem.severity) == ("ignored-key", "warning")
+    assert f"schedules[0].{key}: {key} belongs to" in problem.message
+    assert [d.name for d in parsed.deployments] == ["good", "bad"]
 
 
 def test_flow_name_is_ignored_with_a_warning(write_repo: WriteRepo) -> None:
