@@ -2,10 +2,14 @@
 
 A pushed branch is untrusted input, so nothing here imports, executes or `exec`s a
 file of the repository: flows are found with `ast` (`@flow`, `@flow(...)`,
-`@prefect.flow`, aliases, async flows, `x = flow(fn)`), their parameter schemas are
-translated from the AST (`control_plane.parameters`), and deployments come from every
-prefect.yaml (`control_plane.prefect_yaml`). Flows that no prefect.yaml lists get a
-default deployment unless `deploy-manager.yaml` switches that off.
+`@prefect.flow`, aliases, async flows, `x = flow(fn)`), their names and descriptions are
+evaluated from literals and module-level constants (of the file, or of a repository module
+it imports), their parameter schemas are translated from the AST
+(`control_plane.parameters`), and deployments come from the prefect.yaml files
+(`control_plane.prefect_yaml`). Flows that no prefect.yaml lists get a default deployment
+unless `deploy-manager.yaml` switches that off, a `deployments: []` switches off their
+directory, or their flow name is defined more than once. A flow whose name only running
+code could tell is not guessed: it is left out, with a problem.
 
 Every bad input becomes a `Problem` and discovery goes on: one broken file never hides
 the good ones. This module does not talk to Prefect, git or Docker and does not apply

@@ -9,7 +9,10 @@ file or later while deploying, becomes a `Problem` with the file, the YAML line,
 value and a remedy. Unlike Prefect, which skips a whole file when one entry is invalid,
 a bad entry costs only itself (an entry whose only fault is its entrypoint is returned
 with `entrypoint=None`, so that discovery can say why it skips it); unlike Prefect,
-unknown keys are reported, not ignored.
+unknown keys are reported, not ignored, and so is every key Prefect accepts but ignores or
+deploy-manager does not apply. An entrypoint is kept as written when the deployment brings
+pull steps of its own (they set the working directory it is resolved against at run
+time), else made relative to the repository root; `flow_entrypoint` always is.
 
 It does not import Prefect (2.5 s on the discovery path) and runs no repository code.
 `{{ ... }}` template references are kept verbatim for the apply step and are left
