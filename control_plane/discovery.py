@@ -2,10 +2,14 @@
 
 A pushed branch is untrusted input, so nothing here imports, executes or `exec`s a
 file of the repository: flows are found with `ast` (`@flow`, `@flow(...)`,
-`@prefect.flow`, aliases, async flows, `x = flow(fn)`), their parameter schemas are
-translated from the AST (`control_plane.parameters`), and deployments come from every
-prefect.yaml (`control_plane.prefect_yaml`). Flows that no prefect.yaml lists get a
-default deployment unless `deploy-manager.yaml` switches that off.
+`@prefect.flow`, aliases, async flows, `x = flow(fn)`), their names and descriptions are
+evaluated from literals and module-level constants (of the file, or of a repository module
+it imports), their parameter schemas are translated from the AST
+(`control_plane.parameters`), and deployments come from the prefect.yaml files
+(`control_plane.prefect_yaml`). Flows that no prefect.yaml lists get a default deployment
+unless `deploy-manager.yaml` switches that off, a `deployments: []` switches off their
+directory, or their flow name is defined more than once. A flow whose name only running
+code could tell is not guessed: it is left out, with a problem.
 
 Every bad input becomes a `Problem` and discovery goes on: one broken file never hides
 the good ones. This module does not talk to Prefect, git or Docker and does not apply
@@ -19,12 +23,12 @@ import hashlib
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from control_plane.environments import RepositoryConfig, read_repository_config
+from control_plane.environments import CONFIG_FILE, RepositoryConfig, read_repository_config
 from control_plane.errors import Problem
 from control_plane.files import iter_repository_files
 from control_plane.parameters import ModuleContext, build_parameter_schema
@@ -201,33 +205,227 @@ def _find_flows(tree: ast.Module, names: _FlowNames) -> list[_Found]:
     return found
 
 
-def _literal_kwarg(
-    decorator: ast.expr, key: str, path: str, problems: list[Problem]
-) -> tuple[bool, Any]:
-    """(present, value) of a decorator keyword; a non-literal value is a warning."""
-    kwargs = decorator.keywords if isinstance(decorator, ast.Call) else []
-    for kw in kwargs:
-        if kw.arg != key:
-            continue
+# --- names and descriptions Python computes at import ------------------------------------
+
+
+class _NotStatic(Exception):
+    """Only running the repository's code could tell the value; `args[0]` says why."""
+
+
+_MAX_HOPS = 40  # names and imports followed before giving up
+_MAX_TEXT = 10_000  # characters a computed name or description may have
+
+
+@dataclass(frozen=True)
+class _Module:
+    """A module of the repository: its file (or directory, for a namespace package)."""
+
+    path: str  # "pkg/mod.py", "pkg/__init__.py", or "pkg" for a package without __init__.py
+    context: ModuleContext
+    package: str | None = None  # the directory of a package, "" for the root
+
+
+_EMPTY = ast.Module(body=[], type_ignores=[])
+_BINDING_KINDS = {
+    "module": "a module",
+    "class": "a class",
+    "a computed assignment": "assigned conditionally or by unpacking",
+}
+
+
+class _RepositoryModules:
+    """The Python files of one checkout, parsed on demand (once) for their top-level names."""
+
+    def __init__(self, files: Iterable[str] = (), read: Callable[[str], bytes] | None = None):
+        self.files = frozenset(files)
+        self._read = read
+        self._parsed: dict[str, _Module | None] = {}
+        self._directories: frozenset[str] | None = None
+
+    def directories(self) -> frozenset[str]:
+        if self._directories is None:
+            found = set()
+            for path in self.files:
+                directory = _parent(path)
+                while directory and directory not in found:
+                    found.add(directory)
+                    directory = _parent(directory)
+            self._directories = frozenset(found)
+        return self._directories
+
+    def module(self, dotted_path: str) -> _Module | None:
+        """`a/b` as a module: a/b.py, the package a/b/__init__.py, or the namespace package a/b."""
+        init = f"{dotted_path}/__init__.py" if dotted_path else "__init__.py"
+        if init in self.files:
+            found = self._file(init)
+            return found and _Module(found.path, found.context, dotted_path)
+        if f"{dotted_path}.py" in self.files:
+            return self._file(f"{dotted_path}.py")
+        if not dotted_path or dotted_path in self.directories():
+            return _Module(dotted_path, ModuleContext.from_module(_EMPTY), dotted_path)
+        return None
+
+    def _file(self, path: str) -> _Module | None:
+        if path not in self._parsed:
+            module = None
+            try:
+                source = self._read(path) if self._read else b""
+                tree = ast.parse(source.decode("utf-8-sig"), filename=path)
+            except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+                pass  # its own problem is reported where it is parsed as a flow file
+            else:
+                module = _Module(path, ModuleContext.from_module(tree))
+            self._parsed[path] = module
+        return self._parsed[path]
+
+
+class _StaticValues:
+    """A flow's `name=` / `description=` worked out from the source, as Python would at import.
+
+    String literals, f-strings and `+` of strings, and names bound to such values at the
+    top level of the flow's file or of a repository file it imports them from. Names are
+    resolved by `control_plane.parameters.ModuleContext`: the binding in force above the
+    decorator; a conditional or computed binding is refused, so nothing is ever run.
+    Absolute imports are looked up where Prefect's loader finds them: the flow file's
+    directory, the repository root (the working directory), then the directories between
+    (`src/` layouts); a relative import in the flow file also falls back to the root, as
+    Prefect loads the file as a package of both.
+    """
+
+    def __init__(self, modules: _RepositoryModules, flow_file: str, context: ModuleContext):
+        self.modules = modules
+        self.flow = _Module(flow_file, context)
+        here = _parent(flow_file)
+        between = []
+        directory = _parent(here) if here else ""
+        while directory:
+            between.append(directory)
+            directory = _parent(directory)
+        self.bases = list(dict.fromkeys([here, "", *between]))
+
+    def evaluate(self, node: ast.expr, before_line: int) -> Any:
+        """The value of `node` in the flow's file, or _NotStatic saying why it is unknown."""
         try:
-            return True, ast.literal_eval(kw.value)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            problems.append(
-                Problem(
-                    file=path,
-                    line=kw.value.lineno,
-                    code=f"dynamic-flow-{key}",
-                    message=(
-                        f"the flow's {key}= is computed at import time "
-                        f"({ast.unparse(kw.value)[:80]!r}); discovery never runs repository "
-                        "code, so the default is used"
-                    ),
-                    remedy=f"write {key}= as a string literal",
-                    severity="warning",
+            return self._eval(node, self.flow, before_line, 0)
+        except RecursionError as exc:
+            raise _NotStatic("it nests too deeply") from exc
+
+    def _eval(self, node: ast.expr, module: _Module, before_line: int | None, hops: int) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.JoinedStr):
+            return _text("".join(self._part(v, module, before_line, hops) for v in node.values))
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left = self._eval(node.left, module, before_line, hops)
+            right = self._eval(node.right, module, before_line, hops)
+            if isinstance(left, str) and isinstance(right, str):
+                return _text(left + right)
+            raise _NotStatic(f"{_code(node)} does not add two strings")
+        if isinstance(node, ast.Name):
+            return self._name(node.id, module, before_line, hops)
+        if isinstance(node, ast.Attribute):
+            target = self._module_of(node.value, module, before_line)
+            return self._name(node.attr, target, None, hops)
+        if isinstance(node, ast.Call):
+            raise _NotStatic(f"it calls {_code(node)}, which runs at import")
+        raise _NotStatic(f"it computes {_code(node)}")
+
+    def _part(self, node: ast.expr, module: _Module, before_line: int | None, hops: int) -> str:
+        if isinstance(node, ast.Constant):
+            return str(node.value)
+        assert isinstance(node, ast.FormattedValue)
+        value = self._eval(node.value, module, before_line, hops)
+        if type(value) not in (str, int, float, bool):
+            raise _NotStatic(f"the f-string formats {_code(node.value)}, which is not a string")
+        if node.conversion in (ord("r"), ord("a"), ord("s")):
+            value = {"r": repr, "a": ascii, "s": str}[chr(node.conversion)](value)
+        spec = ""
+        if node.format_spec is not None:
+            spec = str(self._eval(node.format_spec, module, before_line, hops))
+            if re.search(r"\d{4,}", spec):
+                raise _NotStatic(f"the f-string pads to {spec!r}")
+        try:
+            return format(value, spec)
+        except (ValueError, TypeError) as exc:
+            raise _NotStatic(f"the f-string fails: {exc}") from exc
+
+    def _name(self, name: str, module: _Module, before_line: int | None, hops: int) -> Any:
+        if hops > _MAX_HOPS:
+            raise _NotStatic(f"'{name}' is defined through too many names")
+        binding = module.context._lookup(name, before_line)
+        if binding is None or binding is False:
+            where = "above the decorator" if module is self.flow else f"in {module.path}"
+            if module.package is not None and self.modules.module(
+                f"{module.package}/{name}" if module.package else name
+            ):
+                raise _NotStatic(f"'{name}' is a module, not a string")
+            raise _NotStatic(f"'{name}' is not a module-level constant {where}")
+        if binding.kind == "assign":
+            return self._eval(binding.value, module, binding.line, hops + 1)
+        if binding.kind == "import":
+            source, attr, level = binding.value
+            found = self._import(source, level, module)
+            if found is None:
+                raise _NotStatic(
+                    f"'{name}' is imported from '{'.' * level}{source}', which is not a "
+                    "module of this repository"
                 )
-            )
-            return False, None
-    return False, None
+            return self._name(attr, found, None, hops + 1)
+        what = _BINDING_KINDS.get(binding.kind) or _BINDING_KINDS.get(binding.value, binding.value)
+        raise _NotStatic(f"'{name}' is {what} (line {binding.line})")
+
+    def _module_of(self, node: ast.expr, module: _Module, before_line: int | None) -> _Module:
+        """The repository module that `consts` or `pkg.consts` in `node` refers to."""
+        found = None
+        if isinstance(node, ast.Attribute):
+            parent = self._module_of(node.value, module, before_line)
+            found = self._submodule(parent, node.attr)
+        elif isinstance(node, ast.Name):
+            binding = module.context._lookup(node.id, before_line)
+            if binding and binding.kind == "module":
+                found = self._import(binding.value, 0, module)
+            elif binding and binding.kind == "import":
+                source, attr, level = binding.value
+                package = self._import(source, level, module)
+                found = package and self._submodule(package, attr)
+        if found is None:
+            raise _NotStatic(f"{_code(node)} is not a module of this repository")
+        return found
+
+    def _submodule(self, package: _Module, name: str) -> _Module | None:
+        if package.package is None:
+            return None
+        return self.modules.module(f"{package.package}/{name}" if package.package else name)
+
+    def _import(self, dotted: str, level: int, importer: _Module) -> _Module | None:
+        if level:
+            base = importer.package if importer.package is not None else _parent(importer.path)
+            for _ in range(level - 1):
+                if not base:
+                    return None
+                base = _parent(base)
+            bases = [base, ""] if importer is self.flow and level == 1 else [base]
+        else:
+            bases = self.bases
+        relative = dotted.replace(".", "/")
+        for base in bases:
+            path = "/".join(p for p in (base, relative) if p)
+            found = self.modules.module(path)
+            if found is not None:
+                return found
+        return None
+
+
+def _text(value: str) -> str:
+    if len(value) > _MAX_TEXT:
+        raise _NotStatic(f"it is longer than {_MAX_TEXT} characters")
+    return value
+
+
+def _code(node: ast.AST) -> str:
+    """Source code for a message, in backticks."""
+    text = " ".join(ast.unparse(node).split())
+    return f"`{text if len(text) <= 60 else text[:57] + '...'}`"
 
 
 def _parent(path: str) -> str:
@@ -251,56 +449,116 @@ def _nearest_dependencies(path: str, existing: set[str]) -> tuple[str, ...]:
 
 
 def parse_flow_file(source: bytes, path: str) -> tuple[list[FlowSpec], list[Problem]]:
-    """The flows of one Python file (`path` repo-relative), and its problems."""
+    """The flows of one Python file (`path` repo-relative), and its problems.
+
+    Names the file imports from other files are not followed here (`discover` does).
+    """
+    flows, _, problems = _parse_flow_file(source, path, _RepositoryModules())
+    return flows, problems
+
+
+def _parse_flow_file(
+    source: bytes, path: str, modules: _RepositoryModules
+) -> tuple[list[FlowSpec], dict[str, Problem], list[Problem]]:
+    """(flows, {entrypoint: why its name is unknown}, problems) of one Python file.
+
+    A flow whose name= only running code could tell is not returned: Prefect would register
+    it under a name discovery cannot know, so it gets no default deployment, and a
+    prefect.yaml deployment of it is refused (with the problem kept here).
+    """
     problems: list[Problem] = []
+    unnamed: dict[str, Problem] = {}
     try:
         text = source.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return [], [
-            Problem(
-                path,
-                0,
-                "unreadable-file",
-                f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                "save the file as UTF-8",
-            )
-        ]
+        return (
+            [],
+            {},
+            [
+                Problem(
+                    path,
+                    0,
+                    "unreadable-file",
+                    f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                    "save the file as UTF-8",
+                )
+            ],
+        )
     try:
         tree = ast.parse(text, filename=path)
     except SyntaxError as exc:
-        return [], [
-            Problem(
-                path,
-                exc.lineno or 0,
-                "syntax-error",
-                f"Python syntax error: {exc.msg}",
-                "fix the syntax (`python -m py_compile " + path + "` shows it); "
-                "this file's deployments are kept as they are until then",
-            )
-        ]
+        return (
+            [],
+            {},
+            [
+                Problem(
+                    path,
+                    exc.lineno or 0,
+                    "syntax-error",
+                    f"Python syntax error: {exc.msg}",
+                    "fix the syntax (`python -m py_compile " + path + "` shows it); "
+                    "this file's deployments are kept as they are until then",
+                )
+            ],
+        )
     except (ValueError, RecursionError, MemoryError) as exc:
-        return [], [
-            Problem(
-                path,
-                0,
-                "unparsable-file",
-                f"cannot be parsed: {type(exc).__name__}: {str(exc)[:120]}",
-                "simplify the file (null bytes or very deep nesting); its deployments are kept",
-            )
-        ]
+        return (
+            [],
+            {},
+            [
+                Problem(
+                    path,
+                    0,
+                    "unparsable-file",
+                    f"cannot be parsed: {type(exc).__name__}: {str(exc)[:120]}",
+                    "simplify the file (null bytes or very deep nesting); its deployments are kept",
+                )
+            ],
+        )
     names = _flow_names(tree)
     if not (names.flow_names or names.prefect_modules or names.flows_modules):
-        return [], []
+        return [], {}, []
     found = _find_flows(tree, names)
     if not found:
-        return [], []
+        return [], {}, []
     context = ModuleContext.from_module(tree)
+    values = _StaticValues(modules, path, context)
     flows: list[FlowSpec] = []
     for item in found:
         fn = item.function
-        has_name, name = _literal_kwarg(item.decorator, "name", path, problems)
-        if not has_name or not isinstance(name, str) or not name:
-            name = fn.name.replace("_", "-")
+        entrypoint = f"{path}:{item.attribute}"
+        name_node = _keyword(item.decorator, "name")
+        name: Any = None
+        if name_node is not None:
+            try:
+                name = values.evaluate(name_node, item.decorator.lineno)
+            except _NotStatic as exc:
+                unnamed[entrypoint] = Problem(
+                    path,
+                    name_node.lineno,
+                    "dynamic-flow-name",
+                    f"flow {item.attribute}: name= {_code(name_node)} cannot be read without "
+                    f"running the file ({exc}); Prefect would register the flow under a name "
+                    "deploy-manager cannot know, so it gets no default deployment and a "
+                    "prefect.yaml deployment of it is not applied",
+                    _NAME_REMEDY,
+                    "warning",
+                )
+                problems.append(unnamed[entrypoint])
+                continue
+            if name is not None and not isinstance(name, str):
+                problems.append(
+                    Problem(
+                        path,
+                        name_node.lineno,
+                        "invalid-flow-name",
+                        f"flow {item.attribute}: name= is {name!r}, not a string; Prefect "
+                        "refuses it (TypeError when the file is imported)",
+                        "write name= as a string",
+                    )
+                )
+                continue
+        name = name or fn.name.replace("_", "-")  # Prefect's rule, also for name=""
         bad = [c for c in BANNED_NAME_CHARACTERS if c in name]
         if bad:
             problems.append(
@@ -314,9 +572,25 @@ def parse_flow_file(source: bytes, path: str) -> tuple[list[FlowSpec], list[Prob
                 )
             )
             continue
-        has_description, description = _literal_kwarg(item.decorator, "description", path, problems)
-        if not has_description or not isinstance(description, str):
-            description = ast.get_docstring(fn, clean=True)
+        description: Any = None
+        description_node = _keyword(item.decorator, "description")
+        if description_node is not None:
+            try:
+                description = values.evaluate(description_node, item.decorator.lineno)
+            except _NotStatic as exc:
+                problems.append(
+                    Problem(
+                        path,
+                        description_node.lineno,
+                        "dynamic-flow-description",
+                        f"flow {name}: description= {_code(description_node)} cannot be read "
+                        f"without running the file ({exc}); the docstring is used instead",
+                        "write description= as a string literal or a module-level string constant",
+                        "warning",
+                    )
+                )
+        if not isinstance(description, str) or not description:
+            description = ast.get_docstring(fn, clean=True)  # Prefect: description or getdoc
         schema, warnings = build_parameter_schema(fn, context)
         problems.extend(
             Problem(
@@ -327,7 +601,7 @@ def parse_flow_file(source: bytes, path: str) -> tuple[list[FlowSpec], list[Prob
         flows.append(
             FlowSpec(
                 name=name,
-                entrypoint=f"{path}:{item.attribute}",
+                entrypoint=entrypoint,
                 path=path,
                 function=item.attribute,
                 line=item.line,
@@ -336,9 +610,19 @@ def parse_flow_file(source: bytes, path: str) -> tuple[list[FlowSpec], list[Prob
                 is_async=isinstance(fn, ast.AsyncFunctionDef),
             )
         )
-    return flows, problems
+    return flows, unnamed, problems
 
 
+def _keyword(decorator: ast.expr, key: str) -> ast.expr | None:
+    kwargs = decorator.keywords if isinstance(decorator, ast.Call) else []
+    return next((kw.value for kw in kwargs if kw.arg == key), None)
+
+
+_NAME_REMEDY = (
+    "write name= as a string literal, or as a module-level string constant (NAME = 'etl' "
+    "above the flow, or imported from a file of the repository), an f-string or a + of such "
+    "constants"
+)
 _OPEN_SCHEMA_REMEDY = (
     "annotate the parameter with a type Prefect knows (builtins, typing, datetime, or a "
     "pydantic model / Enum defined in the flow's file) to get a typed form in the UI"
@@ -354,7 +638,20 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
     if config is None:
         config, config_problems = read_repository_config(root)
         problems.extend(config_problems)
-    files = iter_repository_files(root, config.exclude)
+    files = iter_repository_files(root, config.exclude, config.prefect_files)
+    problems.extend(
+        Problem(
+            rel,
+            0,
+            "prefect-file-not-read",
+            f"{rel} is named like a prefect.yaml but is not read: the prefect_files patterns "
+            f"of {CONFIG_FILE} ({', '.join(config.prefect_files) or 'none'}) do not match it",
+            f"to read it, add a pattern to prefect_files in {CONFIG_FILE}, e.g. "
+            "prefect_files: ['prefect.yaml', '**/prefect.*.yaml']",
+            "info",
+        )
+        for rel in files.unread_prefect_files
+    )
     problems.extend(
         Problem(
             link,
@@ -372,6 +669,8 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
     existing = set(files.python)
     existing_all = existing | _dependency_files(root, files.python)
     graph = _ImportGraph(root, existing)
+    modules = _RepositoryModules(existing, graph.source)
+    unnamed: dict[str, Problem] = {}
     for rel in files.python:
         try:
             source = (root / rel).read_bytes()
@@ -383,10 +682,11 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
         parsed += 1
         graph.remember(rel, source)
         try:
-            found, file_problems = parse_flow_file(source, rel)
+            found, file_unnamed, file_problems = _parse_flow_file(source, rel, modules)
         except Exception as exc:  # a bug of ours must not hide the other files
-            found, file_problems = (
+            found, file_unnamed, file_problems = (
                 [],
+                {},
                 [
                     Problem(
                         rel,
@@ -399,6 +699,7 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
                 ],
             )
         problems.extend(file_problems)
+        unnamed.update(file_unnamed)
         flows.extend(_with_dependencies(spec, existing_all) for spec in found)
     flows = [_with_code(spec, graph) for spec in flows]
 
@@ -406,8 +707,11 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
     for yaml_file in yaml_files:
         problems.extend(yaml_file.problems)
 
-    deployments = _match_deployments(flows, yaml_files, config, problems, root)
-    failed = frozenset(p.file for p in problems if p.severity == "error")
+    deployments = _match_deployments(flows, unnamed, yaml_files, config, problems, root)
+    # A flow whose name is unknown keeps its file's deployments from being pruned.
+    failed = frozenset(p.file for p in problems if p.severity == "error") | {
+        p.file for p in unnamed.values()
+    }
     return Discovery(
         root=root,
         config=config,
@@ -479,6 +783,9 @@ class _ImportGraph:
 
     def remember(self, rel: str, source: bytes) -> None:
         self._texts[rel] = source
+
+    def source(self, rel: str) -> bytes:
+        return self._read(rel)
 
     def digest(self, rel: str) -> str:
         if rel not in self._digests:
@@ -558,6 +865,7 @@ def _with_code(spec: FlowSpec, graph: _ImportGraph) -> FlowSpec:
 
 def _match_deployments(
     flows: list[FlowSpec],
+    unnamed: dict[str, Problem],
     yaml_files: tuple[PrefectYamlFile, ...],
     config: RepositoryConfig,
     problems: list[Problem],
@@ -569,11 +877,26 @@ def _match_deployments(
     matched: list[DiscoveredDeployment] = []
     for yaml_file in yaml_files:
         for declared in yaml_file.deployments:
-            if declared.entrypoint is None:
+            if declared.flow_entrypoint is None:
                 continue  # its problem is already recorded
-            flow = by_entrypoint.get(declared.entrypoint)
+            flow = by_entrypoint.get(declared.flow_entrypoint)
+            if flow is None and declared.flow_entrypoint in unnamed:
+                why = unnamed[declared.flow_entrypoint]
+                problems.append(
+                    Problem(
+                        declared.source_file,
+                        declared.line,
+                        "dynamic-flow-name",
+                        f"deployment {declared.name!r} is not applied: the name of its flow "
+                        f"{declared.flow_entrypoint} cannot be read without running code "
+                        f"(see {why.file}:{why.line}), and Prefect registers a deployment "
+                        "under its flow's name",
+                        why.remedy,
+                    )
+                )
+                continue
             if flow is None:
-                path, _, function = declared.entrypoint.rpartition(":")
+                path, _, function = declared.flow_entrypoint.rpartition(":")
                 if path in broken_files:
                     continue  # the flow file itself failed; that problem says why
                 where = "has no @flow" if path not in flow_files else "has no @flow named"
@@ -583,7 +906,7 @@ def _match_deployments(
                         declared.source_file,
                         declared.line,
                         "entrypoint-not-a-flow",
-                        f"deployment {declared.name!r}: entrypoint {declared.entrypoint!r}: "
+                        f"deployment {declared.name!r}: entrypoint {declared.flow_entrypoint!r}: "
                         f"{path} {where} {function!r}"
                         + (f"; flows there: {', '.join(known)}" if known else ""),
                         "point the entrypoint at a function decorated with @flow",
@@ -595,22 +918,134 @@ def _match_deployments(
     listed = {d.flow.entrypoint for d in matched}
     # A flow named by a prefect.yaml entry that failed validation gets no default deployment:
     # the user meant to declare it, and a default one would be a surprise. Nor does a flow
-    # below a prefect.yaml that could not be read at all: it may declare that flow.
+    # below a prefect.yaml that could not be read at all (see _without_switched_off).
     mentioned = _mentioned_in_broken_yaml(yaml_files, root)
-    unread_dirs = tuple(
-        PurePosixPath(f.path).parent.as_posix().removeprefix(".")
-        for f in yaml_files
-        if any(p.code in UNREAD_CODES for p in f.errors)
-    )
     if config.default_deployments:
-        for flow in flows:
-            if flow.entrypoint in listed or flow.entrypoint in mentioned:
-                continue
-            if any(not d or flow.path.startswith(f"{d}/") for d in unread_dirs):
-                continue
-            matched.append(DiscoveredDeployment(_default_declared(flow), flow, True, None))
-
+        candidates = [f for f in flows if f.entrypoint not in listed | mentioned]
+        candidates = _without_switched_off(candidates, yaml_files, problems)
+        defaults = _default_deployments(flows, candidates, listed, problems)
+        _say_where_defaults_come_from(defaults, yaml_files, problems)
+        matched.extend(defaults)
     return _drop_duplicates(matched, problems)
+
+
+def _under(path: str, directory: str) -> bool:
+    return not directory or path.startswith(directory + "/")
+
+
+def _without_switched_off(
+    flows: list[FlowSpec], yaml_files: tuple[PrefectYamlFile, ...], problems: list[Problem]
+) -> list[FlowSpec]:
+    """The flows no `deployments: []` switches off, nor an unreadable prefect.yaml covers.
+
+    `deployments: []` in a prefect.yaml means: no deployments for the flows of its
+    directory and below (a monorepo's switched-off pipelines). A prefect.yaml that cannot be
+    read might say that, or list them: its flows get no default deployment until it is fixed.
+    """
+    kept = flows
+    for yaml_file in yaml_files:
+        if yaml_file.deployments_list not in ("empty", "unreadable"):
+            continue
+        directory = _parent(yaml_file.path)
+        held = [f for f in kept if _under(f.path, directory)]
+        kept = [f for f in kept if not _under(f.path, directory)]
+        if held and yaml_file.deployments_list == "unreadable":
+            where = f"under {directory}/" if directory else "of the repository"
+            problems.append(
+                Problem(
+                    yaml_file.path,
+                    0,
+                    "no-default-deployments",
+                    f"{yaml_file.path} could not be read, so the {len(held)} flow(s) {where} "
+                    "that no prefect.yaml lists get no default deployment in this run: it may "
+                    "list them, or switch them off with deployments: []",
+                    f"fix {yaml_file.path} (see its other problem)",
+                    "warning",
+                )
+            )
+    return kept
+
+
+def _say_where_defaults_come_from(
+    defaults: list[DiscoveredDeployment],
+    yaml_files: tuple[PrefectYamlFile, ...],
+    problems: list[Problem],
+) -> None:
+    """An info for a prefect.yaml without `deployments:` whose flows get default deployments.
+
+    Prefect deploys nothing from such a file with `--all`; it often only holds build, push
+    or pull steps for `prefect deploy path.py:flow`. It says nothing about which flows to
+    deploy, so they get default deployments like any flow no prefect.yaml lists; the info
+    says how to switch them off.
+    """
+    for yaml_file in yaml_files:
+        if yaml_file.deployments_list != "missing":
+            continue
+        directory = _parent(yaml_file.path)
+        covered = [d.flow.entrypoint for d in defaults if _under(d.flow.path, directory)]
+        if not covered:
+            continue
+        shown = ", ".join(covered[:5]) + (
+            f" and {len(covered) - 5} more" if len(covered) > 5 else ""
+        )
+        problems.append(
+            Problem(
+                yaml_file.path,
+                0,
+                "no-deployments-list",
+                f"{yaml_file.path} has no deployments: list, so it does not say which flows of "
+                f"its directory to deploy; {len(covered)} flow(s) there get a default "
+                f"deployment: {shown}",
+                "list their deployments under deployments:, or write deployments: [] to deploy "
+                "none of the flows of this directory",
+                "info",
+            )
+        )
+
+
+def _default_deployments(
+    flows: list[FlowSpec],
+    candidates: list[FlowSpec],
+    listed: set[str],
+    problems: list[Problem],
+) -> list[DiscoveredDeployment]:
+    """A default deployment for each candidate whose flow name no other flow has.
+
+    One flow name in several places (copies, examples, tutorials) would make the same
+    deployment `name/name` several times; no guess is made: none of them gets one, and one
+    warning says how to choose.
+    """
+    by_name: dict[str, list[FlowSpec]] = defaultdict(list)
+    for flow in flows:
+        by_name[flow.name].append(flow)
+    made: list[DiscoveredDeployment] = []
+    ambiguous: dict[str, list[FlowSpec]] = defaultdict(list)
+    for flow in candidates:
+        if len(by_name[flow.name]) == 1:
+            made.append(DiscoveredDeployment(_default_declared(flow), flow, True, None))
+        else:
+            ambiguous[flow.name].append(flow)
+    for name, skipped in ambiguous.items():
+        same = by_name[name]
+        places = ", ".join(f"{f.entrypoint} (line {f.line})" for f in same)
+        declared = [f.entrypoint for f in same if f.entrypoint in listed]
+        note = f"; {', '.join(declared)} is deployed as a prefect.yaml declares" if declared else ""
+        first = skipped[0]
+        problems.append(
+            Problem(
+                first.path,
+                first.line,
+                "ambiguous-flow-name",
+                f"the flow name {name!r} is defined {len(same)} times ({places}); none of "
+                f"{', '.join(f.entrypoint for f in skipped)} gets a default deployment, "
+                f"which would be {name}/{name} for each{note}",
+                "pick one: declare it in a prefect.yaml (deployments: [{name: ..., "
+                f"entrypoint: {first.entrypoint}}}]), or exclude the others in "
+                "deploy-manager.yaml (exclude: [...]), or give each flow its own name=",
+                "warning",
+            )
+        )
+    return made
 
 
 def _mentioned_in_broken_yaml(yaml_files: tuple[PrefectYamlFile, ...], root: Path) -> set[str]:

@@ -1,11 +1,11 @@
 """Environments: what a branch of the repository maps to, read from `deploy-manager.yaml`.
 
 A repository may carry a `deploy-manager.yaml` at its root. It says which files to
-skip, whether flows that no prefect.yaml lists get a default deployment, and, per
-environment, which branches (globs) map to it and what its deployments look like:
-name pattern, work pool and queue, default job variables, parameters and tags, image
-registry, prune policy. Without the file, `main`/`master` map to `production`,
-`develop` to `staging` and any other branch to `preview`.
+skip, which files are prefect.yaml files, whether flows that no prefect.yaml lists get a
+default deployment, and, per environment, which branches (globs) map to it and what its
+deployments look like: name pattern, work pool and queue, default job variables,
+parameters and tags, image registry, prune policy. Without the file, `main`/`master` map
+to `production`, `develop` to `staging` and any other branch to `preview`.
 
 This module parses and resolves configuration; it reads one file and nothing else.
 """
@@ -17,12 +17,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pathspec
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from control_plane.errors import ConfigError, Problem
 
 CONFIG_FILE = "deploy-manager.yaml"
+DEFAULT_PREFECT_FILES = ("prefect.yaml", "prefect.yml")
 NAME_PATTERN_FIELDS = ("name", "flow", "environment", "branch")
 
 
@@ -129,6 +131,14 @@ class RepositoryConfig(_Config):
     exclude: tuple[str, ...] = Field(
         default=(), description="Gitignore-style globs of files discovery skips."
     )
+    prefect_files: tuple[str, ...] = Field(
+        default=DEFAULT_PREFECT_FILES,
+        description=(
+            "Gitignore-style patterns, relative to the root, of the prefect.yaml files to "
+            "read, e.g. ['prefect.yaml', '**/prefect.*.yaml']; default: prefect.yaml (and "
+            "prefect.yml) at any depth."
+        ),
+    )
     default_deployments: bool = Field(
         default=True,
         description="Give flows that no prefect.yaml lists a deployment from the defaults.",
@@ -138,6 +148,16 @@ class RepositoryConfig(_Config):
         description="Environment used when the checkout has no branch (a local directory).",
     )
     environments: tuple[Environment, ...] = Field(default=DEFAULT_ENVIRONMENTS)
+
+    @field_validator("exclude", "prefect_files")
+    @classmethod
+    def _gitignore_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                pathspec.GitIgnoreSpec.from_lines([pattern])
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{pattern!r} is not a gitignore-style pattern: {exc}") from exc
+        return value
 
     def environment_for(self, branch: str | None, override: str | None = None) -> Environment:
         """The environment a branch maps to; `override` names one directly."""

@@ -3,7 +3,10 @@
 A repository is walked once; what a user expects ignored is skipped before any file is
 opened: `.git`, virtualenvs, `node_modules`, caches, whatever `.gitignore` files (at any
 depth) and the root `.prefectignore` exclude, and the `exclude` globs of
-`deploy-manager.yaml`. Symlinks are never followed out of the repository.
+`deploy-manager.yaml`. Symlinks are never followed out of the repository. The prefect.yaml
+files are those the `prefect_files` patterns match (default: prefect.yaml and prefect.yml at
+any depth); other files named like one (prefect.dev.yaml, prefect-prod.yml) are listed
+apart, so that discovery can say they are not read.
 
 This module reads directory listings and ignore files; it does not parse Python or YAML.
 """
@@ -11,11 +14,14 @@ This module reads directory listings and ignore files; it does not parse Python 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
+
+from control_plane.environments import DEFAULT_PREFECT_FILES
 
 # Directories nobody wants scanned for flows, whatever their ignore files say.
 ALWAYS_SKIPPED_DIRS = frozenset(
@@ -45,6 +51,7 @@ class RepositoryFiles:
     python: tuple[str, ...]
     prefect_yaml: tuple[str, ...]
     skipped_symlinks: tuple[str, ...] = field(default=())
+    unread_prefect_files: tuple[str, ...] = field(default=())  # named like one, not matched
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -65,9 +72,18 @@ def _is_virtualenv(path: Path) -> bool:
     return (path / "pyvenv.cfg").is_file()
 
 
-def iter_repository_files(root: Path, exclude: Iterable[str] = ()) -> RepositoryFiles:
+# prefect.yaml, prefect.yml, prefect.dev.yaml, prefect-prod.yml, prefect_staging.yaml
+PREFECT_FILE_NAME = re.compile(r"prefect(?:[._-][^/]*)?\.ya?ml")
+
+
+def iter_repository_files(
+    root: Path,
+    exclude: Iterable[str] = (),
+    prefect_files: Iterable[str] = DEFAULT_PREFECT_FILES,
+) -> RepositoryFiles:
     """Walk `root` and return the Python files and prefect.yaml files to read."""
     root = root.resolve()
+    prefect_spec = pathspec.GitIgnoreSpec.from_lines(list(prefect_files))
     specs: list[tuple[str, pathspec.PathSpec]] = []
     root_spec = _gitignore_spec(
         _read_lines(root / ".prefectignore") + list(exclude),
@@ -77,6 +93,7 @@ def iter_repository_files(root: Path, exclude: Iterable[str] = ()) -> Repository
 
     python: list[str] = []
     prefect_yaml: list[str] = []
+    unread: list[str] = []
     symlinks: list[str] = []
 
     def ignored(rel: str, is_dir: bool) -> bool:
@@ -115,8 +132,10 @@ def iter_repository_files(root: Path, exclude: Iterable[str] = ()) -> Repository
             elif not ignored(rel, is_dir=False):
                 if entry.name.endswith(".py"):
                     python.append(rel)
-                elif entry.name in ("prefect.yaml", "prefect.yml"):
+                elif prefect_spec.match_file(rel):
                     prefect_yaml.append(rel)
+                elif PREFECT_FILE_NAME.fullmatch(entry.name):
+                    unread.append(rel)
         if nested is not None:
             specs.pop()
 
@@ -125,4 +144,5 @@ def iter_repository_files(root: Path, exclude: Iterable[str] = ()) -> Repository
         python=tuple(sorted(python)),
         prefect_yaml=tuple(sorted(prefect_yaml)),
         skipped_symlinks=tuple(sorted(symlinks)),
+        unread_prefect_files=tuple(sorted(unread)),
     )

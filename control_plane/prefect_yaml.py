@@ -9,7 +9,10 @@ file or later while deploying, becomes a `Problem` with the file, the YAML line,
 value and a remedy. Unlike Prefect, which skips a whole file when one entry is invalid,
 a bad entry costs only itself (an entry whose only fault is its entrypoint is returned
 with `entrypoint=None`, so that discovery can say why it skips it); unlike Prefect,
-unknown keys are reported, not ignored.
+unknown keys are reported, not ignored, and so is every key Prefect accepts but ignores or
+deploy-manager does not apply. An entrypoint is kept as written when the deployment brings
+pull steps of its own (they set the working directory it is resolved against at run
+time), else made relative to the repository root; `flow_entrypoint` always is.
 
 It does not import Prefect (2.5 s on the discovery path) and runs no repository code.
 `{{ ... }}` template references are kept verbatim for the apply step and are left
@@ -34,10 +37,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from control_plane.errors import Problem, Severity
 
@@ -217,6 +220,35 @@ MOVED_KEYS = {
     "rrule": "schedules: [{rrule: ...}]",
     "timezone": "schedules: [{..., timezone: ...}]",
 }
+# Keys of a deployment entry that Prefect itself ignores: (why, remedy).
+IGNORED_KEYS = {
+    "parameter_openapi_schema": (
+        "Prefect ignores parameter_openapi_schema in a prefect.yaml: it stores the schema of "
+        "the flow's signature, and so does deploy-manager",
+        "remove parameter_openapi_schema; annotate the flow's parameters instead",
+    ),
+}
+# Keys deploy-manager reads and carries but never applies: (why, remedy).
+NOT_APPLIED_KEYS = {
+    "sla": (
+        "sla: is not applied: SLAs are a Prefect Cloud feature; Prefect's client applies them "
+        "only on Prefect Cloud (prefect deploy refuses sla: with a self-hosted server, which "
+        "has no SLA API)",
+        "remove sla:, or alert on late or long runs with an automation (triggers:)",
+    ),
+    "version_type": (
+        "version_type is not applied: Prefect derives version_info from it, which the "
+        "self-hosted server discards; deploy-manager sets version to the commit, or to version:",
+        "remove version_type, or give version:",
+    ),
+}
+# What each kind of schedule takes that the others do not: Prefect ignores them elsewhere.
+SCHEDULE_KEY_KINDS = {"anchor_date": "interval", "day_or": "cron"}
+SCHEDULE_KEYS_OF_OTHER_KINDS = {
+    "cron": ("anchor_date",),
+    "interval": ("day_or",),
+    "rrule": ("anchor_date", "day_or"),
+}
 SCHEDULE_CODES = {
     "cron": "invalid-cron",
     "interval": "invalid-interval",
@@ -247,7 +279,26 @@ class DeclaredDeployment(BaseModel):
     name: str = Field(description="the deployment's name, templates kept")
     entrypoint: str | None = Field(
         default=None,
-        description="path.py:function relative to the repository root; None if invalid",
+        description=(
+            "the entrypoint to register: as declared when `entrypoint_as_declared`, else "
+            "path.py:function relative to the repository root; None if invalid"
+        ),
+    )
+    flow_entrypoint: str | None = Field(
+        default=None,
+        description=(
+            "path.py:function of the flow relative to the repository root (what discovery "
+            "reads the flow from); defaults to `entrypoint`; None if invalid"
+        ),
+    )
+    entrypoint_as_declared: bool = Field(
+        default=False,
+        description=(
+            "the deployment brings pull steps of its own (its `pull:` or the file's): Prefect "
+            "resolves the entrypoint against the working directory they leave at run time, so "
+            "it is kept as written. Without them deploy-manager pins a git_clone of the "
+            "repository root, and the entrypoint is made relative to the root"
+        ),
     )
     source_file: str = Field(description="the prefect.yaml, relative to the repository root")
     line: int = Field(description="the line of the entry's own name: key, else of the item")
@@ -281,6 +332,17 @@ class DeclaredDeployment(BaseModel):
         default=None, description="SLA definitions; None: not given (an empty tuple clears them)"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flow_entrypoint_defaults_to_entrypoint(cls, data: Any) -> Any:
+        declared = isinstance(data, dict) and data.get("entrypoint_as_declared")
+        if isinstance(data, dict) and data.get("flow_entrypoint") is None and not declared:
+            data = {**data, "flow_entrypoint": data.get("entrypoint")}
+        return data
+
+
+DeploymentsList = Literal["entries", "empty", "missing", "unreadable", "not-prefect"]
+
 
 @dataclass(frozen=True)
 class PrefectYamlFile:
@@ -293,6 +355,12 @@ class PrefectYamlFile:
     pull: tuple[dict[str, Any], ...] | None
     deployments: tuple[DeclaredDeployment, ...]
     problems: tuple[Problem, ...]
+    # What its `deployments:` says about the flows of its directory and below: "entries"
+    # (it lists deployments), "empty" (`deployments: []`: deploy none of them), "missing"
+    # (no such key, or null: it says nothing), "unreadable" (the file or the list could not
+    # be read: what it declares is unknown), "not-prefect" (another kind of file, e.g. a
+    # Kubernetes manifest, that has the name: it says nothing).
+    deployments_list: DeploymentsList = "missing"
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -313,14 +381,14 @@ def parse_prefect_yaml(path: Path, repo_root: Path) -> PrefectYamlFile:
             f"cannot read {rel}: {exc}",
             "check that it is a readable file",
         )
-        return PrefectYamlFile(rel, None, None, None, None, (), (problem,))
+        return PrefectYamlFile(rel, None, None, None, None, (), (problem,), "unreadable")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         problem = Problem(
             rel, 0, "invalid-yaml", f"{rel} is not UTF-8 text ({exc})", "save it as UTF-8"
         )
-        return PrefectYamlFile(rel, None, None, None, None, (), (problem,))
+        return PrefectYamlFile(rel, None, None, None, None, (), (problem,), "unreadable")
     return parse_prefect_yaml_text(text, rel, root)
 
 
@@ -736,6 +804,7 @@ class _FileParser:
 
     def result(
         self,
+        deployments_list: DeploymentsList,
         name: str | None = None,
         sections: Mapping[str, StepsValue] | None = None,
         deployments: tuple[DeclaredDeployment, ...] = (),
@@ -753,6 +822,7 @@ class _FileParser:
             pull=public(sections.get("pull")),
             deployments=deployments,
             problems=tuple(sorted(self.problems, key=lambda p: (p.line, p.code, p.message))),
+            deployments_list=deployments_list,
         )
 
     # -- the file --
@@ -761,6 +831,10 @@ class _FileParser:
         loader = _LineLoader(self.text)
         try:
             tree = loader.get_single_data()
+        except yaml.composer.ComposerError as exc:
+            if "expected a single document" not in str(exc.context):
+                raise
+            return self.several_documents(exc)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -772,10 +846,10 @@ class _FileParser:
                 "fix the YAML syntax (indentation, ':' after keys); quote values that "
                 "contain ': ' or start with '{', '[', '*', '&', '!', '@' or '%'",
             )
-            return self.result()
+            return self.result("unreadable")
         except (yaml.YAMLError, RecursionError) as exc:
             self.problem(0, "invalid-yaml", f"invalid YAML: {exc}", "fix the YAML syntax")
-            return self.result()
+            return self.result("unreadable")
         finally:
             loader.dispose()
         for line, key, first in loader.duplicates:
@@ -795,17 +869,7 @@ class _FileParser:
                 "add a `deployments:` list, or delete the file",
                 "warning",
             )
-            return self.result()
-        if not isinstance(tree, dict):
-            self.problem(
-                getattr(tree, "line", 1),
-                "invalid-prefect-yaml",
-                f"the top level is a {type(tree).__name__.lstrip('_').lower()}, not a mapping; "
-                "Prefect skips the file",
-                "a prefect.yaml is a mapping with a `deployments:` list "
-                "(and optional name, build, push, pull, definitions)",
-            )
-            return self.result()
+            return self.result("missing")
         try:
             data = _plain(tree, [MAX_EXPANDED_VALUES], set())
         except (_TooLarge, RecursionError) as exc:
@@ -815,8 +879,62 @@ class _FileParser:
                 f"the file cannot be expanded: {exc or 'it nests too deeply'}",
                 "use anchors and aliases without cycles, and sparingly",
             )
-            return self.result()
+            return self.result("unreadable")
+        foreign = _foreign_content(data)
+        if foreign:
+            self.not_a_prefect_yaml(getattr(tree, "line", 1), foreign)
+            return self.result("not-prefect")
+        if not isinstance(data, dict):
+            looks_like_entries = isinstance(data, list) and any(
+                isinstance(item, dict) and {"name", "entrypoint"} & set(item) for item in data
+            )
+            self.problem(
+                getattr(tree, "line", 1),
+                "invalid-prefect-yaml",
+                f"the top level is a {type(tree).__name__.lstrip('_').lower()}, not a mapping; "
+                "Prefect skips the file",
+                "put the list under `deployments:`"
+                if looks_like_entries
+                else "a prefect.yaml is a mapping with a `deployments:` list "
+                "(and optional name, build, push, pull, definitions)",
+            )
+            return self.result("unreadable")
         return self.parse_project(data, tree)
+
+    def several_documents(self, exc: yaml.MarkedYAMLError) -> PrefectYamlFile:
+        """A stream of documents (`---`): Kubernetes manifests, say, or two prefect.yamls."""
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        try:
+            documents = [d for d in yaml.load_all(self.text, Loader=_SafeLoaderBase) if d]
+        except (yaml.YAMLError, RecursionError):
+            documents = []
+        count = f"{len(documents)} YAML documents" if documents else "several YAML documents"
+        if any(isinstance(d, dict) and "deployments" in d for d in documents):
+            self.problem(
+                line,
+                "invalid-prefect-yaml",
+                f"the file holds {count}, separated by '---' (the next one starts at line "
+                f"{line}); Prefect reads a prefect.yaml as one document and fails on this one",
+                "keep one document: merge the deployments: lists into one, or put each "
+                "document in a file of its own and name those in deploy-manager.yaml's "
+                "prefect_files",
+            )
+            return self.result("unreadable")
+        kinds = [_foreign_content(d) for d in documents]
+        what = next((k for k in kinds if k), "")
+        self.not_a_prefect_yaml(1, f"{count} separated by '---'" + (f", {what}" if what else ""))
+        return self.result("not-prefect")
+
+    def not_a_prefect_yaml(self, line: int, what: str) -> None:
+        self.problem(
+            line,
+            "not-a-prefect-yaml",
+            f"this is not a prefect.yaml ({what}); a prefect.yaml is one mapping with a "
+            "`deployments:` list, so deploy-manager does not read this file for deployments",
+            "rename the file, or leave it out with `exclude:` or `prefect_files:` in "
+            "deploy-manager.yaml",
+            "warning",
+        )
 
     def parse_project(self, data: dict[Any, Any], tree: Any) -> PrefectYamlFile:
         for key in data:
@@ -842,7 +960,7 @@ class _FileParser:
                 sections[section] = self.steps(getattr(project, section), (section,), tree, "")
         entries = data.get("deployments")
         if entries is None:
-            return self.result(project.name, sections)
+            return self.result("missing", project.name, sections)
         if not isinstance(entries, list):
             self.problem(
                 _line_at(tree, ("deployments",)),
@@ -850,13 +968,14 @@ class _FileParser:
                 f"deployments: is {_show(entries)}, not a list; Prefect skips the file",
                 "write `deployments:` as a list, one `- name: ...` item per deployment",
             )
-            return self.result(project.name, sections)
+            return self.result("unreadable", project.name, sections)
         deployments = []
         for index, entry in enumerate(entries):
             declared = _EntryParser(self, index, entry, tree, sections).parse()
             if declared is not None:
                 deployments.append(declared)
-        return self.result(project.name, sections, tuple(deployments))
+        listed: DeploymentsList = "entries" if entries else "empty"
+        return self.result(listed, project.name, sections, tuple(deployments))
 
     # -- shared with the entries --
 
@@ -1025,8 +1144,15 @@ class _FileParser:
                 )
         return ok
 
-    def resolve_entrypoint(self, value: str) -> tuple[str | None, str, str, str]:
-        """The entrypoint relative to the root, or None and (code, reason, remedy)."""
+    def resolve_entrypoint(
+        self, value: str, prefer_directory: bool = False
+    ) -> tuple[str | None, str, str, str]:
+        """The entrypoint relative to the root, or None and (code, reason, remedy).
+
+        It is looked for from the root, then from the prefect.yaml's directory; the other
+        way round with `prefer_directory` (`prefect deploy` runs from that directory, and
+        with pull steps of its own the root is not where the deployment runs).
+        """
         if is_templated(value):
             reason = "a templated entrypoint cannot be resolved without running anything"
             return None, "bad-entrypoint", reason, ENTRYPOINT_REMEDY
@@ -1048,6 +1174,8 @@ class _FileParser:
         candidates = [posixpath.normpath(file_part)]
         if self.directory:
             candidates.append(posixpath.normpath(posixpath.join(self.directory, file_part)))
+            if prefer_directory:
+                candidates.reverse()
         inside = list(dict.fromkeys(c for c in candidates if c != ".." and not c.startswith("../")))
         if not inside:
             reason = "it leaves the repository"
@@ -1081,6 +1209,25 @@ class _Context:
     @property
     def prefix(self) -> str:
         return f"{self.where}: " if self.where else ""
+
+
+def _foreign_content(data: Any) -> str:
+    """What a YAML document named prefect.yaml is instead, or "" when it may be one."""
+    if isinstance(data, dict) and "deployments" not in data:
+        if {"apiVersion", "kind"} <= set(data):
+            return f"a Kubernetes manifest: apiVersion {data['apiVersion']}, kind {data['kind']}"
+        keys = [str(key) for key in data]
+        known = list(KNOWN_TOP_LEVEL_KEYS)
+        if keys and not any(key in known or _suggest(key, known) for key in keys):
+            shown = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
+            return f"none of its top-level keys ({shown}) is a prefect.yaml key"
+    if (
+        isinstance(data, list)
+        and data
+        and all(isinstance(item, dict) and {"apiVersion", "kind"} <= set(item) for item in data)
+    ):
+        return "a list of Kubernetes manifests (apiVersion, kind)"
+    return ""
 
 
 def _wrap_single_steps(data: dict[Any, Any]) -> dict[Any, Any]:
@@ -1169,10 +1316,13 @@ class _EntryParser:
             )
             return None
         data = _wrap_single_steps(self.entry)
+        for key, (why, remedy) in IGNORED_KEYS.items():
+            if key in data:
+                self.problem((key,), "ignored-key", why, remedy, "warning")
+                data = {k: v for k, v in data.items() if k != key}
         entry, bad = self.validate(DeploymentEntry, data, ())
 
         name = self.check_name(entry, bad)
-        entrypoint = self.check_entrypoint(entry, bad)
         tags = self.check_tags(entry, bad)
         schedules = self.check_schedules(entry, data, bad)
         limit, options = self.check_concurrency(entry)
@@ -1198,12 +1348,21 @@ class _EntryParser:
                 if isinstance(steps[section], _Invalid):
                     self.errors += 1
         effective = self.effective_steps(data, steps)
+        own_pull = effective is not None and effective[2] is not None
+        flow_entrypoint = self.check_entrypoint(entry, bad, prefer_directory=own_pull)
         if self.errors or name is None or effective is None:
             return None
+        for key, (why, remedy) in NOT_APPLIED_KEYS.items():
+            if data.get(key) is not None:
+                self.problem((key,), "not-applied", why, remedy, "info")
         build, push, pull = effective
         return DeclaredDeployment(
             name=name,
-            entrypoint=entrypoint,
+            # With pull steps of its own, Prefect resolves the entrypoint at run time against
+            # the working directory they leave; rewriting it would point elsewhere.
+            entrypoint=entry.entrypoint if own_pull and flow_entrypoint else flow_entrypoint,
+            flow_entrypoint=flow_entrypoint,
+            entrypoint_as_declared=own_pull,
             source_file=self.file.path,
             line=self.line("name") if self.has_own("name") else self.line(),
             description=entry.description or None,  # "" falls back to the flow's docstring
@@ -1252,7 +1411,9 @@ class _EntryParser:
             return stem
         return name
 
-    def check_entrypoint(self, entry: DeploymentEntry, bad: set[Any]) -> str | None:
+    def check_entrypoint(
+        self, entry: DeploymentEntry, bad: set[Any], prefer_directory: bool
+    ) -> str | None:
         if "entrypoint" in bad:
             return None
         value = entry.entrypoint
@@ -1264,7 +1425,7 @@ class _EntryParser:
                 f"add entrypoint: ({ENTRYPOINT_REMEDY})",
             )
             return None
-        resolved, code, reason, remedy = self.file.resolve_entrypoint(value)
+        resolved, code, reason, remedy = self.file.resolve_entrypoint(value, prefer_directory)
         if resolved is None:
             self.problem(("entrypoint",), code, f"{value!r}: {reason}", remedy)
         return resolved
@@ -1488,6 +1649,16 @@ class _EntryParser:
             return None
         if bad:
             return None
+        for key in SCHEDULE_KEYS_OF_OTHER_KINDS[kinds[0]]:
+            if item.get(key) is not None:
+                self.problem(
+                    (*path, key),
+                    "ignored-key",
+                    f"{key} belongs to {SCHEDULE_KEY_KINDS[key]} schedules; Prefect ignores it "
+                    f"in a {kinds[0]} schedule",
+                    f"remove {key}",
+                    "warning",
+                )
         inner: dict[str, Any] | None
         if spec.cron is not None:
             inner = self.cron(spec, path)

@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from control_plane.discovery import discover, parse_flow_file
+from control_plane.discovery import UNREAD_CODES, discover, parse_flow_file
 from control_plane.environments import RepositoryConfig
 from tests.conftest import EXAMPLES, REPO_ROOT
 
@@ -178,12 +179,204 @@ def test_syntax_error_does_not_hide_good_files(write_repo) -> None:
     assert result.failed_files == {"bad.py"}
 
 
-def test_non_literal_name_is_a_warning_and_falls_back(write_repo) -> None:
-    flows, problems = parse_flow_file(
-        b"from prefect import flow\nNAME='x'\n@flow(name=NAME)\ndef fn(): pass\n", "m.py"
+def load_with_prefect(repo: Path, entrypoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The flow as Prefect loads it (running the file), from the repository root as cwd."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        return load_flow_from_entrypoint(entrypoint, use_placeholder_flow=False)
+    finally:
+        for module_name, module in list(sys.modules.items()):
+            if str(getattr(module, "__file__", None) or "").startswith(str(repo)):
+                del sys.modules[module_name]
+
+
+HEADER = "from prefect import flow\n"
+NAME_FORMS: dict[str, tuple[dict[str, str], str]] = {
+    "literal": ({"f.py": HEADER + "@flow(name='etl-daily')\ndef fn(): pass\n"}, "f.py:fn"),
+    "f-string-without-placeholders": (
+        {"f.py": HEADER + "@flow(name=f'etl-daily')\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "module-constant": (
+        {"f.py": HEADER + "FLOW_NAME = 'etl-daily'\n@flow(name=FLOW_NAME)\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "annotated-constant": (
+        {"f.py": HEADER + "NAME: str = 'typed'\n@flow(name=NAME)\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "concatenation": (
+        {"f.py": HEADER + "PREFIX = 'sales'\n@flow(name=PREFIX + '-daily')\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "implicit-concatenation": (
+        {"f.py": HEADER + "@flow(\n    name=('sales'\n          '-daily'),\n)\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "f-string-of-constants": (
+        {
+            "f.py": HEADER
+            + "TEAM = 'sales'\nVERSION = 2\n@flow(name=f'{TEAM}-daily-v{VERSION:02d}-{TEAM!r}')\n"
+            "def fn(): pass\n"
+        },
+        "f.py:fn",
+    ),
+    "rebound-before-the-flow": (
+        {"f.py": HEADER + "N = 'a'\nN = N + '-b'\n@flow(name=N)\ndef fn(): pass\n"},
+        "f.py:fn",
+    ),
+    "rebound-after-the-flow": (
+        {"f.py": HEADER + "N = 'a'\n@flow(name=N)\ndef fn(): pass\nN = 'later'\n"},
+        "f.py:fn",
+    ),
+    "empty-name-is-the-function-name": (
+        {"f.py": HEADER + "@flow(name='')\ndef my_fn(): pass\n"},
+        "f.py:my_fn",
+    ),
+    "assigned-flow": (
+        {"f.py": HEADER + "N = 'assigned'\ndef fn(): pass\nmy_flow = flow(name=N)(fn)\n"},
+        "f.py:my_flow",
+    ),
+    "imported-from-a-sibling": (
+        {
+            "jobs/names.py": "FLOW_NAME = 'from-sibling'\n",
+            "jobs/f.py": HEADER + "from names import FLOW_NAME\n@flow(name=FLOW_NAME)\n"
+            "def fn(): pass\n",
+        },
+        "jobs/f.py:fn",
+    ),
+    "imported-relatively": (
+        {
+            "jobs/names.py": "FLOW_NAME = 'relative'\n",
+            "jobs/f.py": HEADER + "from .names import FLOW_NAME\n@flow(name=FLOW_NAME)\n"
+            "def fn(): pass\n",
+        },
+        "jobs/f.py:fn",
+    ),
+    "imported-from-the-root-package": (
+        {
+            "common/__init__.py": "from .names import PREFIX as PREFIX\n",
+            "common/names.py": "BASE = 'acme'\nPREFIX = BASE + '-sales'\n",
+            "jobs/daily/f.py": HEADER + "from common import PREFIX\n"
+            "@flow(name=f'{PREFIX}-daily')\ndef fn(): pass\n",
+        },
+        "jobs/daily/f.py:fn",
+    ),
+    "module-attribute": (
+        {
+            "common/names.py": "PREFIX = 'ns'\n",  # a namespace package: no __init__.py
+            "jobs/f.py": HEADER + "from common import names\nimport common.names as n\n"
+            "@flow(name=names.PREFIX + '-' + n.PREFIX)\ndef fn(): pass\n",
+        },
+        "jobs/f.py:fn",
+    ),
+    "try-import-fallback": (
+        {
+            "jobs/names.py": "FLOW_NAME = 'tried'\n",
+            "jobs/f.py": HEADER + "try:\n    from names import FLOW_NAME\nexcept ImportError:\n"
+            "    FLOW_NAME = 'fallback'\n@flow(name=FLOW_NAME)\ndef fn(): pass\n",
+        },
+        "jobs/f.py:fn",
+    ),
+    "description-from-constants": (
+        {
+            "f.py": HEADER + "TEAM = 'sales'\nDESCRIPTION = 'Loads ' + TEAM + ' orders.'\n"
+            '@flow(description=DESCRIPTION)\ndef fn():\n    """docstring"""\n',
+        },
+        "f.py:fn",
+    ),
+    "empty-description-is-the-docstring": (
+        {"f.py": HEADER + '@flow(description="")\ndef fn():\n    """The docstring."""\n'},
+        "f.py:fn",
+    ),
+}
+
+
+@pytest.mark.parametrize("form", sorted(NAME_FORMS))
+def test_flow_names_equal_prefects(write_repo, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+    """Prefect itself, importing the file, is the oracle for the name and description."""
+    files, entrypoint = NAME_FORMS[form]
+    repo = write_repo(files)
+    result = discover(repo)
+    assert result.problems == ()
+    ours = {f.entrypoint: (f.name, f.description) for f in result.flows}
+    theirs = load_with_prefect(repo, entrypoint, monkeypatch)
+    assert ours[entrypoint] == (theirs.name, theirs.description)
+
+
+UNREADABLE_NAMES = [
+    pytest.param(
+        "@flow(name=get_name())", "it calls `get_name()`, which runs at import", id="call"
+    ),
+    pytest.param(
+        "@flow(name=f'etl-{os.environ[\"ENV\"]}')",
+        "it computes `os.environ['ENV']`",
+        id="f-string-with-a-runtime-placeholder",
+    ),
+    pytest.param(
+        "if os.environ.get('PROD'):\n    N = 'etl'\nelse:\n    N = 'etl-dev'\n@flow(name=N)",
+        "'N' is assigned conditionally",
+        id="conditional-assignment",
+    ),
+    pytest.param(
+        "N = 'a'\nN += '-b'\n@flow(name=N)", "'N' is an augmented assignment", id="augmented"
+    ),
+    pytest.param(
+        "from settings import N\n@flow(name=N)",
+        "'N' is imported from 'settings', which is not a module of this repository",
+        id="imported-from-outside",
+    ),
+    pytest.param(
+        "@flow(name=N)", "'N' is not a module-level constant above the decorator", id="undefined"
+    ),
+]
+
+
+@pytest.mark.parametrize(("decorator", "reason"), UNREADABLE_NAMES)
+def test_a_name_only_code_can_tell_is_a_problem_not_a_guess(
+    write_repo, decorator: str, reason: str
+) -> None:
+    source = f"import os\nfrom prefect import flow\n{decorator}\ndef fn(): pass\n"
+    other = HEADER + "@flow\ndef other(): pass\n"
+    repo = write_repo({"jobs/f.py": source, "jobs/other.py": other})
+    result = discover(repo)
+    assert [f.name for f in result.flows] == ["other"]  # no flow named 'fn'
+    [problem] = result.problems
+    assert (problem.file, problem.code, problem.severity) == (
+        "jobs/f.py",
+        "dynamic-flow-name",
+        "warning",
     )
-    assert [f.name for f in flows] == ["fn"]
-    assert [(p.code, p.severity, p.line) for p in problems] == [("dynamic-flow-name", "warning", 3)]
+    assert reason in problem.message
+    assert "string literal" in problem.remedy
+    assert [d.flow.name for d in result.deployments] == ["other"]
+    assert result.failed_files == {"jobs/f.py"}  # its deployments are not pruned
+
+
+def test_a_deployment_of_a_flow_with_an_unreadable_name_is_refused(write_repo) -> None:
+    repo = write_repo(
+        {
+            "f.py": HEADER + "@flow(name=make_name())\ndef fn(): pass\n",
+            "prefect.yaml": "deployments:\n  - name: daily\n    entrypoint: f.py:fn\n",
+        }
+    )
+    result = discover(repo)
+    assert result.deployments == ()
+    assert [(p.file, p.line, p.code, p.severity) for p in result.problems] == [
+        ("f.py", 2, "dynamic-flow-name", "warning"),
+        ("prefect.yaml", 2, "dynamic-flow-name", "error"),
+    ]
+    assert "deployment 'daily' is not applied" in result.problems[1].message
+
+
+def test_a_name_that_is_not_a_string_is_refused_as_prefect_does(write_repo) -> None:
+    repo = write_repo({"f.py": HEADER + "N = 3\n@flow(name=N)\ndef fn(): pass\n"})
+    result = discover(repo)
+    assert result.flows == ()
+    assert [(p.code, p.severity) for p in result.problems] == [("invalid-flow-name", "error")]
 
 
 def test_banned_characters_in_flow_name() -> None:
@@ -362,3 +555,203 @@ def test_code_fingerprint_follows_local_imports_only(write_repo) -> None:
     assert changed != before
     (repo / "requirements.txt").write_text("pandas==2\n")
     assert discover(repo).flows[0].code_fingerprint != changed
+
+
+ETL = HEADER + "@flow\ndef etl(): pass\n"
+SAME_NAME = {
+    "tutorials/one/etl.py": ETL,
+    "tutorials/two/etl.py": ETL,
+    "examples/etl.py": HEADER + "@flow(name='etl')\ndef run(): pass\n",
+    "jobs/other.py": HEADER + "@flow\ndef other(): pass\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("prefect_yaml", "deployments", "fragment"),
+    [
+        pytest.param(
+            None,
+            [("other", "other", True)],
+            "none of examples/etl.py:run, tutorials/one/etl.py:etl, tutorials/two/etl.py:etl "
+            "gets a default deployment",
+            id="none-declared",
+        ),
+        pytest.param(
+            "deployments:\n  - name: nightly\n    entrypoint: tutorials/two/etl.py:etl\n",
+            [("etl", "nightly", False), ("other", "other", True)],
+            "tutorials/two/etl.py:etl is deployed as a prefect.yaml declares",
+            id="one-declared",
+        ),
+    ],
+)
+def test_one_flow_name_in_several_files_gets_no_default_and_one_warning(
+    write_repo, prefect_yaml: str | None, deployments: list[Any], fragment: str
+) -> None:
+    files = {**SAME_NAME, **({"prefect.yaml": prefect_yaml} if prefect_yaml else {})}
+    result = discover(write_repo(files))
+    assert [(d.flow.name, d.name, d.is_default) for d in result.deployments] == deployments
+    [problem] = result.problems
+    assert (problem.code, problem.severity) == ("ambiguous-flow-name", "warning")
+    assert "the flow name 'etl' is defined 3 times" in problem.message
+    assert fragment in problem.message
+    assert "declare it in a prefect.yaml" in problem.remedy and "exclude" in problem.remedy
+
+
+def flow_file(function: str) -> str:
+    return HEADER + f"@flow\ndef {function}(): pass\n"
+
+
+SWITCHED_OFF = {
+    "root_job.py": flow_file("root_job"),
+    "pipelines/on/job.py": flow_file("on_job"),
+    "pipelines/off/prefect.yaml": "name: switched-off\ndeployments: []\n",
+    "pipelines/off/job.py": flow_file("off_job"),
+    "pipelines/off/deeper/job.py": flow_file("off_deeper_job"),
+    "pipelines/offish/job.py": flow_file("offish_job"),  # not under pipelines/off
+    "pipelines/broken/prefect.yaml": "deployments:\n  - name: a\n   entrypoint: x\n",
+    "pipelines/broken/job.py": flow_file("broken_job"),
+    "pipelines/steps-only/prefect.yaml": (
+        "pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: /app\n"
+    ),
+    "pipelines/steps-only/job.py": flow_file("steps_only_job"),
+}
+
+
+def test_deployments_empty_list_switches_off_its_directory(write_repo) -> None:
+    result = discover(write_repo(SWITCHED_OFF))
+    assert sorted(d.flow.name for d in result.deployments) == [
+        "offish-job",
+        "on-job",
+        "root-job",
+        "steps-only-job",
+    ]
+    assert [(p.file, p.code, p.severity) for p in result.problems] == [
+        ("pipelines/broken/prefect.yaml", "no-default-deployments", "warning"),
+        ("pipelines/broken/prefect.yaml", "invalid-yaml", "error"),
+        ("pipelines/steps-only/prefect.yaml", "no-deployments-list", "info"),
+    ]
+    assert "pipelines/steps-only/job.py:steps_only_job" in result.problems[2].message
+    assert "deployments: []" in result.problems[2].remedy
+
+
+def test_deployments_empty_list_at_the_root_is_no_default_deployments(write_repo) -> None:
+    repo = write_repo({**SWITCHED_OFF, "prefect.yaml": "deployments: []\n"})
+    assert discover(repo).deployments == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "deployments: [\n",
+        "deployments: {name: a}\n",
+        "- name: a\n",
+        "deployments: []\n",
+        "name: x\n",
+        "",
+        "deployments:\n  - name: a\n    entrypoint: nope.py:f\n",
+        "deployments:\n  - name: a\n    cron: 1\n",
+    ],
+)
+def test_unread_codes_are_what_makes_a_prefect_yaml_unreadable(write_repo, text: str) -> None:
+    """The reconcile keeps the deployments of a file with one of UNREAD_CODES; discovery
+    holds back the default deployments of a file whose deployments_list is unreadable."""
+    repo = write_repo({"prefect.yaml": text})
+    [yaml_file] = discover(repo).prefect_yaml_files
+    unread = any(p.code in UNREAD_CODES for p in yaml_file.errors)
+    assert unread == (yaml_file.deployments_list == "unreadable")
+
+
+def test_a_declared_entrypoint_still_finds_its_flow(write_repo) -> None:
+    """With pull steps of its own, the entrypoint stays as written; the flow is still read."""
+    repo = write_repo(
+        {
+            "pipelines/sales/job.py": HEADER + "@flow\ndef etl(day: int = 1): pass\n",
+            "pipelines/sales/prefect.yaml": (
+                "pull:\n  - prefect.deployments.steps.set_working_directory:\n"
+                "      directory: /opt/sales\n"
+                "deployments:\n  - name: daily\n    entrypoint: job.py:etl\n"
+            ),
+        }
+    )
+    [deployment] = discover(repo).deployments
+    assert deployment.declared.entrypoint == "job.py:etl"
+    assert deployment.declared.entrypoint_as_declared
+    assert deployment.flow.entrypoint == "pipelines/sales/job.py:etl"
+    assert list(deployment.flow.parameters["properties"]) == ["day"]
+
+
+PREFECT_FILES = {
+    "prefect.yaml": "deployments: []\n",
+    "prefect.dev.yaml": "deployments: []\n",
+    "pipelines/a/prefect-prod.yml": "deployments: []\n",
+    "pipelines/b/prefect.yaml": "deployments: []\n",
+    "pipelines/c/prefect_staging.yaml": "deployments: []\n",
+    "deploy/values.yaml": "replicas: 2\n",
+    "prefecture.yaml": "x: 1\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("patterns", "read", "hinted"),
+    [
+        pytest.param(
+            None,
+            ["pipelines/b/prefect.yaml", "prefect.yaml"],
+            [
+                "pipelines/a/prefect-prod.yml",
+                "pipelines/c/prefect_staging.yaml",
+                "prefect.dev.yaml",
+            ],
+            id="default",
+        ),
+        pytest.param(
+            ("prefect.yaml", "**/prefect.*.yaml"),
+            ["pipelines/b/prefect.yaml", "prefect.dev.yaml", "prefect.yaml"],
+            ["pipelines/a/prefect-prod.yml", "pipelines/c/prefect_staging.yaml"],
+            id="dotted-variants",
+        ),
+        pytest.param(
+            ("/prefect.yaml", "pipelines/*/prefect[-_]*"),
+            ["pipelines/a/prefect-prod.yml", "pipelines/c/prefect_staging.yaml", "prefect.yaml"],
+            ["pipelines/b/prefect.yaml", "prefect.dev.yaml"],
+            id="anchored",
+        ),
+    ],
+)
+def test_prefect_files_names_the_files_to_read(
+    write_repo, patterns: tuple[str, ...] | None, read: list[str], hinted: list[str]
+) -> None:
+    repo = write_repo(PREFECT_FILES)
+    config = RepositoryConfig() if patterns is None else RepositoryConfig(prefect_files=patterns)
+    result = discover(repo, config)
+    assert [f.path for f in result.prefect_yaml_files] == read
+    assert [(p.file, p.code, p.severity) for p in result.problems] == [
+        (rel, "prefect-file-not-read", "info") for rel in hinted
+    ]
+    assert "prefect_files" in result.problems[0].remedy
+
+
+def test_prefect_files_from_deploy_manager_yaml(write_repo) -> None:
+    repo = write_repo(
+        {
+            **PREFECT_FILES,
+            "deploy-manager.yaml": "prefect_files: [prefect.yaml, '**/prefect[._-]*.y*ml']\n",
+        }
+    )
+    result = discover(repo)
+    assert len(result.prefect_yaml_files) == 5
+    assert result.problems == ()
+
+
+def test_a_kubernetes_manifest_named_prefect_yaml_does_not_hold_flows_back(write_repo) -> None:
+    repo = write_repo(
+        {
+            "k8s/prefect.yaml": "apiVersion: v1\nkind: Service\n---\napiVersion: v1\nkind: Pod\n",
+            "k8s/job.py": flow_file("k8s_job"),
+        }
+    )
+    result = discover(repo)
+    assert [d.flow.name for d in result.deployments] == ["k8s-job"]
+    assert [(p.file, p.code) for p in result.problems] == [
+        ("k8s/prefect.yaml", "not-a-prefect-yaml")
+    ]

@@ -81,6 +81,10 @@ def test_no_matching_branch() -> None:
             r"deploy-manager.yaml:4: environments.prod.prune.max_fraction",
         ),
         ("environments: [a, b]\n", r"'environments' must map"),
+        (
+            "prefect_files: ['prefect.yaml', '\\']\n",
+            r"deploy-manager.yaml:1: prefect_files: .* is not a gitignore-style pattern",
+        ),
         ("exclude: [\n", r"deploy-manager.yaml:2: invalid YAML"),
     ],
 )

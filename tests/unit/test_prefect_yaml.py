@@ -96,6 +96,8 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
         DeclaredDeployment(
             name="vacuum-nightly",
             entrypoint="maintenance/vacuum.py:vacuum_warehouse",
+            flow_entrypoint="maintenance/vacuum.py:vacuum_warehouse",
+            entrypoint_as_declared=True,  # the project's pull steps
             source_file="prefect.yaml",
             line=44,
             description="Reclaim space in the warehouse.",
@@ -119,6 +121,8 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
         DeclaredDeployment(
             name="freshness-hourly",
             entrypoint="maintenance/vacuum.py:check_freshness",
+            flow_entrypoint="maintenance/vacuum.py:check_freshness",
+            entrypoint_as_declared=True,
             source_file="prefect.yaml",
             line=55,
             version="{{ $GIT_SHA }}",
@@ -147,6 +151,8 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
         DeclaredDeployment(
             name="orders-backfill",
             entrypoint="pipelines/ingest/flows.py:ingest_orders",
+            flow_entrypoint="pipelines/ingest/flows.py:ingest_orders",
+            entrypoint_as_declared=True,  # `pull: []` is pull steps of its own: none
             source_file="prefect.yaml",
             line=73,
             parameters={"source": "{{ prefect.variables.backfill_source }}", "since": "2024-01-01"},
@@ -159,7 +165,10 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
     "pipelines/ingest/prefect.yaml": (
         DeclaredDeployment(
             name="orders-every-15m",
-            entrypoint="pipelines/ingest/flows.py:ingest_orders",
+            # git_clone, then the working directory pipelines/ingest: as declared
+            entrypoint="flows.py:ingest_orders",
+            flow_entrypoint="pipelines/ingest/flows.py:ingest_orders",
+            entrypoint_as_declared=True,
             source_file="pipelines/ingest/prefect.yaml",
             line=26,
             tags=("ingest",),
@@ -182,7 +191,9 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
         ),
         DeclaredDeployment(
             name="customers-weekdays",
-            entrypoint="pipelines/ingest/flows.py:ingest_customers",
+            entrypoint="./flows.py:ingest_customers",
+            flow_entrypoint="pipelines/ingest/flows.py:ingest_customers",
+            entrypoint_as_declared=True,
             source_file="pipelines/ingest/prefect.yaml",
             line=38,
             tags=("ingest",),
@@ -237,7 +248,9 @@ EXPECTED_MONOREPO: dict[str, tuple[DeclaredDeployment, ...]] = {
         ),
         DeclaredDeployment(
             name="after-ingest",
-            entrypoint="pipelines/reports/report.py:daily_summary",
+            entrypoint="report.py:daily_summary",
+            flow_entrypoint="pipelines/reports/report.py:daily_summary",
+            entrypoint_as_declared=True,
             source_file="pipelines/reports/prefect.yaml",
             line=24,
             tags=("reports",),
@@ -1004,6 +1017,73 @@ def test_entrypoint_resolution(write_repo: WriteRepo, given: str, expected: str)
     assert [d.entrypoint for d in parsed.deployments] == [expected]
 
 
+WORKDIR_PULL = (
+    "pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: /app\n"
+)
+CLONE_PULL = (
+    "pull:\n  - prefect.deployments.steps.git_clone:\n      id: clone\n"
+    "      repository: https://example.com/r.git\n"
+    "  - prefect.deployments.steps.set_working_directory:\n"
+    "      directory: '{{ clone.directory }}/pipelines/sales'\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("project", "entry", "given", "expected"),
+    [
+        pytest.param(
+            "", "", "job.py:etl", ("pipelines/sales/job.py:etl",) * 2 + (False,), id="none"
+        ),
+        pytest.param(
+            "",
+            textwrap.indent(WORKDIR_PULL, "    "),
+            "job.py:etl",
+            ("job.py:etl", "pipelines/sales/job.py:etl", True),
+            id="its-own-pull",
+        ),
+        pytest.param(
+            CLONE_PULL,
+            "",
+            "./job.py:etl",
+            ("./job.py:etl", "pipelines/sales/job.py:etl", True),
+            id="the-files-pull",
+        ),
+        pytest.param(
+            CLONE_PULL,
+            "    pull: []\n",
+            "job.py:etl",
+            ("job.py:etl", "pipelines/sales/job.py:etl", True),
+            id="explicitly-none",
+        ),
+        pytest.param(
+            "",
+            "",
+            "flows/etl.py:etl",
+            ("flows/etl.py:etl", "flows/etl.py:etl", False),
+            id="root-first-without",
+        ),
+        pytest.param(
+            WORKDIR_PULL,
+            "",
+            "flows/etl.py:etl",
+            ("flows/etl.py:etl", "pipelines/sales/flows/etl.py:etl", True),
+            id="directory-first-with",
+        ),
+    ],
+)
+def test_entrypoint_is_kept_as_declared_with_pull_steps_of_its_own(
+    write_repo: WriteRepo, project: str, entry: str, given: str, expected: tuple[Any, ...]
+) -> None:
+    """Prefect resolves it against the working directory the pull steps leave."""
+    text = f"{project}deployments:\n  - name: d\n    entrypoint: {given}\n{entry}"
+    parsed = parse_in_repo(write_repo, text, "pipelines/sales/prefect.yaml")
+    assert parsed.problems == ()
+    [declared] = parsed.deployments
+    assert (declared.entrypoint, declared.flow_entrypoint, declared.entrypoint_as_declared) == (
+        expected
+    )
+
+
 def test_entrypoint_not_found_lists_where_it_looked(write_repo: WriteRepo) -> None:
     text = "deployments:\n  - name: d\n    entrypoint: nope.py:etl\n"
     parsed = parse_in_repo(write_repo, text, "pipelines/sales/prefect.yaml")
@@ -1206,7 +1286,7 @@ def test_templated_values_are_accepted_verbatim(
     write_repo: WriteRepo, extra: str, expected: dict[str, Any]
 ) -> None:
     parsed = parse_in_repo(write_repo, with_good(bad(extra)))
-    assert parsed.problems == ()
+    assert [p for p in parsed.problems if p.severity != "info"] == []
     [declared] = [d for d in parsed.deployments if d.name == "bad"]
     assert {key: getattr(declared, key) for key in expected} == expected
 
@@ -1220,10 +1300,9 @@ def test_templated_values_are_accepted_verbatim(
         ("deployments:\n  - name: a\n   entrypoint: x\n", 3, "line 3, column 4"),
         ("deployments:\n  - name: a\n    tags: [a, b\n", 4, "expected ',' or ']'"),
         ("deployments:\n  - name: {{ x }}\n", 2, "found unhashable key"),
-        ("deployments:\n  - name: a\n---\nname: b\n", 3, "expected a single document"),
         ("!!python/object/apply:os.system [echo hi]\n", 1, "could not determine a constructor"),
     ],
-    ids=["indentation", "unclosed-list", "unquoted-template", "two-documents", "python-tag"],
+    ids=["indentation", "unclosed-list", "unquoted-template", "python-tag"],
 )
 def test_invalid_yaml(write_repo: WriteRepo, text: str, line: int, fragment: str) -> None:
     parsed = parse_in_repo(write_repo, text)
@@ -1267,6 +1346,69 @@ def test_invalid_prefect_yaml(
     )
     assert fragment in problem.message
     assert parsed.deployments == ()
+
+
+K8S = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: prefect\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "severity", "listed", "fragment"),
+    [
+        pytest.param(
+            K8S,
+            "warning",
+            "not-prefect",
+            "this is not a prefect.yaml (a Kubernetes manifest: apiVersion v1, kind ConfigMap)",
+            id="kubernetes-manifest",
+        ),
+        pytest.param(
+            K8S + "---\napiVersion: apps/v1\nkind: Deployment\n---\n",
+            "warning",
+            "not-prefect",
+            "(2 YAML documents separated by '---', a Kubernetes manifest",
+            id="kubernetes-manifests",
+        ),
+        pytest.param(
+            "- " + K8S.replace("\n", "\n  ").rstrip() + "\n",
+            "warning",
+            "not-prefect",
+            "(a list of Kubernetes manifests (apiVersion, kind))",
+            id="list-of-manifests",
+        ),
+        pytest.param(
+            "server:\n  replicas: 2\nworker:\n  enabled: true\n",
+            "warning",
+            "not-prefect",
+            "(none of its top-level keys (server, worker) is a prefect.yaml key)",
+            id="helm-values",
+        ),
+        pytest.param(
+            GOOD + "---\n" + GOOD,
+            "error",
+            "unreadable",
+            "the file holds 2 YAML documents, separated by '---' (the next one starts at line 4)"
+            "; Prefect reads a prefect.yaml as one document",
+            id="two-prefect-yamls",
+        ),
+        pytest.param(
+            "- name: a\n  entrypoint: flows/etl.py:etl\n",
+            "error",
+            "unreadable",
+            "the top level is a sequence, not a mapping",
+            id="deployments-without-the-key",
+        ),
+    ],
+)
+def test_a_file_that_is_not_a_prefect_yaml_says_so(
+    write_repo: WriteRepo, text: str, severity: str, listed: str, fragment: str
+) -> None:
+    parsed = parse_in_repo(write_repo, text)
+    [problem] = parsed.problems
+    code = "not-a-prefect-yaml" if severity == "warning" else "invalid-prefect-yaml"
+    assert (problem.code, problem.severity) == (code, severity)
+    assert fragment in problem.message
+    assert "YAML syntax" not in problem.remedy
+    assert (parsed.deployments, parsed.deployments_list) == ((), listed)
 
 
 def test_top_level_problems_keep_the_deployments(write_repo: WriteRepo) -> None:
@@ -1337,6 +1479,25 @@ def test_unreadable_and_undecodable_files(tmp_path: Path) -> None:
     assert problem.code == "invalid-yaml"
     [problem] = parse_prefect_yaml(tmp_path / "missing.yaml", tmp_path).problems
     assert (problem.file, problem.code) == ("missing.yaml", "unreadable-file")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD, "entries"),
+        ("deployments:\n  - name: bad\n", "entries"),  # entries, even if none is valid
+        ("deployments: []\n", "empty"),
+        ("name: x\ndeployments: []\npull: []\n", "empty"),
+        ("name: x\n", "missing"),
+        ("deployments:\n", "missing"),  # null says nothing, like a missing key
+        ("", "missing"),
+        ("deployments: {name: a}\n", "unreadable"),
+        ("deployments: [\n", "unreadable"),
+        ("- name: a\n", "unreadable"),
+    ],
+)
+def test_what_the_deployments_list_says(write_repo: WriteRepo, text: str, expected: str) -> None:
+    assert parse_in_repo(write_repo, text).deployments_list == expected
 
 
 # --- Prefect behaviours that surprise -------------------------------------------------
@@ -1430,6 +1591,85 @@ def test_small_normalisations_prefect_makes(write_repo: WriteRepo) -> None:
             "slug": None,
         },
     )
+
+
+# Every key Prefect accepts in a deployment entry (DeploymentEntry's fields are Prefect's,
+# see test_accepted_keys_are_prefects), with a value, and how deploy-manager treats it:
+# "carried" into DeclaredDeployment, or reported with a problem code saying why not.
+ENTRY_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "name": ("name: other", ()),
+    "version": ("version: '1.0'", ()),
+    "version_type": ("version_type: vcs:git", ("not-applied",)),
+    "tags": ("tags: [a]", ()),
+    "description": ("description: text", ()),
+    "schedule": ("schedule: {cron: '0 * * * *'}", ("deprecated-key",)),
+    "schedules": ("schedules: [{cron: '0 * * * *'}]", ()),
+    "paused": ("paused: true", ()),
+    "concurrency_limit": ("concurrency_limit: 2", ()),
+    "flow_name": ("flow_name: x", ("ignored-key",)),
+    "entrypoint": ("entrypoint: pipelines/sales/job.py:etl", ()),
+    "parameters": ("parameters: {a: 1}", ()),
+    "enforce_parameter_schema": ("enforce_parameter_schema: false", ()),
+    "build": ("build: [{prefect.deployments.steps.run_shell_script: {script: make}}]", ()),
+    "push": ("push: [{prefect.deployments.steps.run_shell_script: {script: push}}]", ()),
+    "pull": ("pull: [{prefect.deployments.steps.set_working_directory: {directory: /a}}]", ()),
+    "work_pool": ("work_pool: {name: p, work_queue_name: q, job_variables: {x: 1}}", ()),
+    "triggers": ("triggers: [{enabled: true, expect: [prefect.flow-run.Completed]}]", ()),
+    "sla": ("sla: [{name: fast, duration: 60}]", ("not-applied",)),
+}
+
+
+def test_the_table_covers_every_key_prefect_accepts() -> None:
+    assert set(ENTRY_KEYS) == set(DeploymentEntry.model_fields)
+
+
+def entry_text(lines: dict[str, str]) -> str:
+    return "deployments:\n  - " + "\n    ".join(lines.values()) + "\n"
+
+
+@pytest.mark.parametrize("key", sorted(ENTRY_KEYS))
+def test_every_key_of_an_entry_is_carried_or_reported(write_repo: WriteRepo, key: str) -> None:
+    """Nothing declared is dropped silently."""
+    line, codes = ENTRY_KEYS[key]
+    entry = {"name": "name: d", "entrypoint": "entrypoint: flows/etl.py:etl"}
+    [before] = parse_in_repo(write_repo, entry_text(entry)).deployments
+    parsed = parse_in_repo(write_repo, entry_text({**entry, key: line}))
+    assert [p.code for p in parsed.problems if p.severity == "error"] == []
+    [after] = parsed.deployments
+    reported = tuple(p.code for p in parsed.problems)
+    assert reported == codes
+    if key != "flow_name":  # the only key Prefect ignores outright
+        assert after != before, f"{key} is not carried into DeclaredDeployment"
+    for problem in parsed.problems:
+        assert key in problem.message and problem.remedy
+
+
+def test_keys_prefect_ignores_are_warnings_that_keep_the_entry(write_repo: WriteRepo) -> None:
+    text = with_good(bad("parameter_openapi_schema: {type: object}"))
+    parsed = parse_in_repo(write_repo, text)
+    assert [(p.line, p.code, p.severity) for p in parsed.problems] == [
+        (6, "ignored-key", "warning")
+    ]
+    assert "the schema of the flow's signature" in parsed.problems[0].message
+    assert [d.name for d in parsed.deployments] == ["good", "bad"]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "key"),
+    [
+        ("{cron: '0 * * * *', anchor_date: '2024-01-01T00:00:00Z'}", "anchor_date"),
+        ("{interval: 60, day_or: false}", "day_or"),
+        ("{rrule: 'FREQ=DAILY', anchor_date: '2024-01-01T00:00:00Z'}", "anchor_date"),
+    ],
+)
+def test_schedule_keys_of_another_kind_are_reported(
+    write_repo: WriteRepo, schedule: str, key: str
+) -> None:
+    parsed = parse_in_repo(write_repo, with_good(bad(f"schedules: [{schedule}]")))
+    [problem] = parsed.problems
+    assert (problem.code, problem.severity) == ("ignored-key", "warning")
+    assert f"schedules[0].{key}: {key} belongs to" in problem.message
+    assert [d.name for d in parsed.deployments] == ["good", "bad"]
 
 
 def test_flow_name_is_ignored_with_a_warning(write_repo: WriteRepo) -> None:
