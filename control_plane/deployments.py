@@ -127,7 +127,7 @@ def build_deployment_spec(
     return DeploymentSpec(
         name=environment.render_name(name=declared.name, flow=flow.name, branch=context.branch),
         flow_name=flow.name,
-        entrypoint=flow.entrypoint,
+        entrypoint=declared.entrypoint or flow.entrypoint,
         source_file=declared.source_file,
         source_line=declared.line,
         flow_file=flow.path,

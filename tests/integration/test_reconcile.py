@@ -559,7 +559,7 @@ def test_cli_plan_against_the_server_matches_the_flow(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
-    assert plan["counts"]["unchanged"] == 3, plan["changes"]
+    assert plan["counts"]["unchanged"] == 3, [c.get("diffs") for c in plan["changes"]]
     assert plan["counts"]["create"] + plan["counts"]["update"] == 0
 
 

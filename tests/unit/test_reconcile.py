@@ -95,3 +95,25 @@ def test_prune_is_skipped_after_a_failed_registration() -> None:
     assert prune_skip_reason([Outcome(deployment="a/b", action="create", status="done")]) is None
     reason = prune_skip_reason([Outcome(deployment="a/b", action="update", status="failed")])
     assert reason is not None and "a/b" in reason
+
+
+def test_a_deployment_with_pull_steps_of_its_own_registers_its_entrypoint_as_declared(
+    tmp_path,
+) -> None:
+    """Prefect resolves it against the pull steps' working directory at run time."""
+    (tmp_path / "pipelines/ml").mkdir(parents=True)
+    (tmp_path / "pipelines/ml/train.py").write_text(
+        "from prefect import flow\n@flow\ndef train(): pass\n"
+    )
+    (tmp_path / "pipelines/ml/prefect.yaml").write_text(
+        "pull:\n  - prefect.deployments.steps.set_working_directory:\n"
+        "      directory: /opt/ml\n"
+        "deployments:\n  - name: nightly\n    entrypoint: train.py:train\n"
+    )
+    found = Checkout(path=tmp_path, source="s", commit=SHA, branch="main")
+    desired = build_desired(found, discover(tmp_path), ReconcileOptions())
+    by_name = {s.name: s for s in desired.specs}
+    assert by_name["nightly"].entrypoint == "train.py:train"
+    assert by_name["nightly"].defining_files == {
+        "pipelines/ml/prefect.yaml", "pipelines/ml/train.py",
+    }  # fmt: skip
