@@ -11,6 +11,13 @@ aliases. Defaults are evaluated from literals, arithmetic on literals, module co
 a few known constructors (`datetime.date(...)`, `Path(...)`, ...). Google-style docstring
 `Args:` sections give the descriptions, parsed the way griffe (Prefect's parser) does.
 
+The schema follows the Prefect that is installed (its version read from the package
+metadata, Prefect itself is not imported): Prefect 3.9 made `*args: T` an array of `T`
+defaulting to `[]` and `**kwargs: T` an object of `T` defaulting to `{}`, where 3.8 left
+them required with the schema of `T`. That is the only difference in the schemas of the
+versions supported (3.8, 3.9; `prefect.utilities.callables` and
+`prefect._internal.pydantic` compared).
+
 The common case (builtins, typing constructs, datetime, ...) is translated straight from
 the AST to JSON. Where a parameter needs pydantic's own schema logic (an Enum, a pydantic
 model or a dataclass defined in the same file, pydantic types, `Field(...)` defaults,
@@ -30,7 +37,9 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import functools
 import importlib
+import importlib.metadata
 import re
 import warnings
 from collections.abc import Callable
@@ -52,6 +61,45 @@ class SchemaWarning:
 
     line: int  # 1-based line in the file
     message: str
+
+
+# --- the installed Prefect ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _PrefectRules:
+    """How the installed Prefect's `parameter_schema` differs from one version to the next."""
+
+    # 3.9+: `*args: T` is `list[T] = []`, `**kwargs: T` is `dict[str, T] = {}`
+    # (`process_v2_params`); before, the annotation as is and required.
+    variadic_collections: bool
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(3, 9, 1) from '3.9.1', '3.10.0rc1', '3.9.1.dev4+g1234'."""
+    numbers: list[int] = []
+    for part in version.split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        numbers.append(int(digits.group()))
+        if digits.end() != len(part):
+            break
+    return tuple(numbers)
+
+
+@functools.cache
+def _prefect_rules() -> _PrefectRules:
+    """The rules of the Prefect installed next to us; the newest ones if there is none.
+
+    Read from the package metadata, which costs ~1 ms (pydantic imports
+    importlib.metadata anyway); importing Prefect would cost seconds.
+    """
+    try:
+        release = _release(importlib.metadata.version("prefect"))
+    except importlib.metadata.PackageNotFoundError:
+        release = ()
+    return _PrefectRules(variadic_collections=not release or release >= (3, 9))
 
 
 # --- what names can mean -------------------------------------------------------------
@@ -1729,7 +1777,7 @@ class _Param:
     position: int
     arg: ast.arg
     default: ast.expr | None
-    variadic: bool
+    variadic: str  # "*" for *args, "**" for **kwargs, "" otherwise
 
 
 def _signature(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[_Param]:
@@ -1737,16 +1785,14 @@ def _signature(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[_Param]:
     positional = [*args.posonlyargs, *args.args]
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
     defaults.extend(args.defaults)
-    params: list[tuple[ast.arg, ast.expr | None, bool]] = list(
-        zip(positional, defaults, [False] * len(positional), strict=True)
+    params: list[tuple[ast.arg, ast.expr | None, str]] = list(
+        zip(positional, defaults, [""] * len(positional), strict=True)
     )
     if args.vararg is not None:
-        params.append((args.vararg, None, True))
-    params.extend(
-        zip(args.kwonlyargs, args.kw_defaults, [False] * len(args.kwonlyargs), strict=True)
-    )
+        params.append((args.vararg, None, "*"))
+    params.extend(zip(args.kwonlyargs, args.kw_defaults, [""] * len(args.kwonlyargs), strict=True))
     if args.kwarg is not None:
-        params.append((args.kwarg, None, True))
+        params.append((args.kwarg, None, "**"))
     return [
         _Param(arg.arg, position, arg, default, variadic)
         for position, (arg, default, variadic) in enumerate(params)
@@ -1955,6 +2001,7 @@ def _fast_schema(
     values = _Values(context, slow=False)
     reader = _TypeReader(context, values)
     default_scope = _Scope(context, func.lineno)
+    variadic_collections = _prefect_rules().variadic_collections
     properties: dict[str, Any] = {}
     required: list[str] = []
     for param, annotation in zip(params, annotations, strict=True):
@@ -1964,6 +2011,7 @@ def _fast_schema(
         if name[0] == "_" or name in _RESERVED_FOR_VALIDATION:
             problems.extend(_name_warnings(param))
         type_schema: dict[str, Any] = {}
+        known = True
         if annotation.source is not None:
             try:
                 if annotation.error is not None:
@@ -1972,9 +2020,19 @@ def _fast_schema(
             except (_UnknownError, _UnboundError, _PrefectAnyError) as exc:
                 problems.append(_type_problem(param, annotation, exc, unbound))
                 type_schema = {}
+                known = False
         has_default = param.default is not None
         encoded: Any = None
-        if param.default is not None:
+        if param.variadic and variadic_collections:
+            # process_v2_params: list[T] = [] and dict[str, T] = {}. Where T is a type
+            # pydantic cannot describe, the CheckParameter step makes the whole type Any.
+            if known and param.variadic == "*":
+                type_schema = {"items": type_schema, "type": "array"}
+            elif known:
+                type_schema = _dict_schema({"type": "string"}, type_schema)
+            has_default = True
+            encoded = [] if param.variadic == "*" else {}
+        elif param.default is not None:
             try:
                 value = values.eval(param.default, default_scope)
                 if value is Ellipsis:
@@ -2016,6 +2074,7 @@ def _fast_schema(
 
 def _open_schema(params: list[_Param], descriptions: dict[str, str]) -> dict[str, Any]:
     """Every parameter open: what is left when nothing about the types can be trusted."""
+    variadic_collections = _prefect_rules().variadic_collections
     properties: dict[str, Any] = {}
     required: list[str] = []
     for param in params:
@@ -2024,9 +2083,11 @@ def _open_schema(params: list[_Param], descriptions: dict[str, str]) -> dict[str
         prop: dict[str, Any] = {"title": param.name, "position": param.position}
         if descriptions.get(param.name):
             prop["description"] = descriptions[param.name]
-        properties[param.name] = dict(sorted(prop.items()))
-        if param.default is None:
+        if param.variadic and variadic_collections:
+            prop["default"] = [] if param.variadic == "*" else {}
+        elif param.default is None:
             required.append(param.name)
+        properties[param.name] = dict(sorted(prop.items()))
     schema: dict[str, Any] = {"title": "Parameters", "type": "object", "properties": properties}
     if required:
         schema["required"] = required
@@ -2097,9 +2158,11 @@ def _pydantic_schema(
     values = _Values(context, slow=True)
     default_scope = _Scope(context, func.lineno)
     prefect_scope = _Scope(None)
+    variadic_collections = _prefect_rules().variadic_collections
     fields: dict[str, Any] = {}
     for param, annotation in zip(params, annotations, strict=True):
         type_: Any = typing.Any
+        known = True
         if annotation.source is not None:
             try:
                 if annotation.error is not None:
@@ -2107,9 +2170,11 @@ def _pydantic_schema(
                 assert annotation.node is not None
                 type_ = _type_object(annotation.node, annotation.scope, context, prefect_scope)
             except (_UnknownError, _UnboundError, _PrefectAnyError) as exc:
+                known = False
                 if param.name not in ("self", "cls"):
                     problems.append(_type_problem(param, annotation, exc, unbound))
             except Exception as exc:  # typing refusing the arguments, say: so would Python
+                known = False
                 if param.name not in ("self", "cls"):
                     reason = f"cannot be built ({type(exc).__name__}: {exc})"
                     problems.append(_prefect_any_warning(param, annotation.source, reason))
@@ -2142,6 +2207,14 @@ def _pydantic_schema(
         if existing and isinstance(existing.json_schema_extra, dict):
             extra.update(existing.json_schema_extra)
         extra.setdefault("position", param.position)
+        if param.variadic and variadic_collections:
+            # As in the fast path, a type we could not read stays Any (an open schema).
+            if param.variadic == "*":
+                type_ = list[type_] if known else type_  # type: ignore[valid-type]
+                default_value = []
+            else:
+                type_ = dict[str, type_] if known else type_  # type: ignore[valid-type]
+                default_value = {}
         field = pydantic.Field(
             default=... if default_value is _UNSET else default_value,
             title=param.name,

@@ -8,6 +8,7 @@ The oracle is Prefect itself: each snippet is written to a module, imported, wra
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import importlib.util
 import json
 import subprocess
@@ -355,6 +356,59 @@ EXACT_CASES: list[tuple[str, str]] = [
         """,
     ),
     ("annotated-varargs", "def f(*args: int, **kwargs: str): pass"),
+    # Prefect 3.9 made variadics optional collections (list[T] = [], dict[str, T] = {});
+    # 3.8 kept T and made them required. The cases below differ between the two.
+    (
+        "varargs-of-generic-types",
+        """
+        from typing import Any, Optional
+        def f(x: int = 1, *rest: Optional[list[int]], **options: dict[str, Any]):
+            pass
+        """,
+    ),
+    (
+        "varargs-of-enum-and-model",
+        """
+        import enum
+        from pydantic import BaseModel
+        class Color(str, enum.Enum):
+            RED = "red"
+        class Point(BaseModel):
+            x: int = 0
+        def f(*colors: Color, **points: Point):
+            pass
+        """,
+    ),
+    (
+        "varargs-with-descriptions",
+        '''
+        def f(a: int, *items: str, **extra: float):
+            """Summary.
+
+            Args:
+                a: first
+                items: the rest
+                extra: named ones
+            """
+        ''',
+    ),
+    (
+        "varargs-prefect-cannot-describe",
+        """
+        from typing import Callable
+        def f(*hooks: Callable, **named_hooks: Callable[[int], int]):
+            pass
+        """,
+    ),
+    (
+        "varargs-quoted-and-future",
+        """
+        from __future__ import annotations
+        import datetime
+        def f(*when: datetime.date, **labels: "str | None"):
+            pass
+        """,
+    ),
     (
         "keyword-only",
         """
@@ -823,6 +877,14 @@ def prefect_schema(source: str, tmp_path: Path) -> dict[str, Any]:
     return json.loads(json.dumps(schema))
 
 
+def test_the_oracle_is_the_prefect_whose_rules_discovery_follows() -> None:
+    import prefect
+
+    # Discovery reads the version from the metadata (it never imports Prefect); the oracle
+    # is the Prefect that imports. A run against another Prefect must not mix the two.
+    assert prefect.__version__ == importlib.metadata.version("prefect")
+
+
 def our_schema(source: str) -> tuple[dict[str, Any], list[SchemaWarning]]:
     tree = ast.parse(source)
     context = ModuleContext.from_module(tree)
@@ -869,6 +931,10 @@ EXACT_CASE_WARNINGS: dict[str, list[str]] = {
     "quoted-type-checking-name-without-future": [
         "parameter 'a': Prefect cannot evaluate this flow's annotations",
         "parameter 'b': Prefect cannot evaluate this flow's annotations",
+    ],
+    "varargs-prefect-cannot-describe": [
+        "parameter 'hooks': type 'Callable' is a type pydantic cannot describe",
+        "parameter 'named_hooks': type 'Callable[[int], int]' is a type pydantic cannot describe",
     ],
     "bare-typing-forms": [
         "parameter 'a': type 'typing.Optional' is a bare Optional",
