@@ -91,21 +91,23 @@ class DeploymentsAPI(Protocol):
 
 
 def remember_timezone_list() -> None:
-    """Let Prefect's schedule validation read the IANA zone list from disk once, not per call.
+    """Let Prefect 3.8's schedule validation read the IANA zone list from disk once, not per call.
 
-    Every `CronSchedule`/`IntervalSchedule`/`RRuleSchedule` Prefect validates calls
-    `zoneinfo.available_timezones()` (via `prefect._internal.schemas.validators.
-    get_timezones`), which walks the whole tz database: ~5 ms here, several times per
-    deployment read or written, most of a reconcile's client time at a few hundred
-    deployments. The list cannot change while this process runs, so it is cached in this
-    process only. A Prefect without that function is left as it is.
+    Needed on Prefect 3.8 only. There every `CronSchedule`/`IntervalSchedule`/`RRuleSchedule`
+    Prefect validates calls `zoneinfo.available_timezones()` (via `prefect._internal.schemas.
+    validators.get_timezones`), which walks the whole tz database: ~5 ms here, several
+    times per deployment read or written, most of a reconcile's client time at a few
+    hundred deployments. The list cannot change while this process runs, so it is cached
+    in this process only. Prefect 3.9 caches `prefect.types._datetime.get_timezones`
+    itself (`@cache`), and validators uses that function: there this is a no-op, as it is
+    with a Prefect that has no such function. Drop it with Prefect 3.8.
     """
     try:
         from prefect._internal.schemas import validators
     except ImportError:
         return
     current = getattr(validators, "get_timezones", None)
-    if callable(current) and not hasattr(current, "cache_info"):
+    if callable(current) and not hasattr(current, "cache_info"):  # 3.8: not cached
         validators.get_timezones = functools.cache(current)
 
 

@@ -112,13 +112,28 @@ def test_write_limit_runs_up_to_its_limit_then_one_at_a_time_after_a_refusal() -
     assert peak_after == 1
 
 
-def test_the_cached_timezone_list_still_rejects_an_unknown_zone() -> None:
+def test_schedule_validation_reads_the_timezone_list_once_and_still_rejects_unknown_zones() -> None:
+    import prefect
+    from packaging.version import Version
     from prefect._internal.schemas import validators
     from prefect.client.schemas.schedules import CronSchedule
+    from prefect.types import _datetime
 
+    prefects_own = _datetime.get_timezones
     remember_timezone_list()
     remember_timezone_list()  # idempotent: cached once
-    assert hasattr(validators.get_timezones, "cache_info")
+
+    used = validators.get_timezones
+    if Version(prefect.__version__) >= Version("3.9"):
+        # Prefect caches the list itself: nothing is patched.
+        assert used is prefects_own
+    else:
+        assert used.__wrapped__ is prefects_own  # type: ignore[attr-defined]
+    CronSchedule(cron="0 3 * * *", timezone="UTC")
+    before = used.cache_info()  # type: ignore[attr-defined]
     assert CronSchedule(cron="0 3 * * *", timezone="Europe/Berlin").timezone == "Europe/Berlin"
     with pytest.raises(ValueError, match="Invalid timezone"):
         CronSchedule(cron="0 3 * * *", timezone="Mars/Olympus_Mons")
+    after = used.cache_info()  # type: ignore[attr-defined]
+    assert after.misses == before.misses  # the zone database was not read again
+    assert after.hits >= before.hits + 2
