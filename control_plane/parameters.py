@@ -379,7 +379,7 @@ class ModuleContext:
         if not found:
             return None
         typing_only = False
-        for binding in reversed(found):
+        for binding in found[::-1]:
             if before_line is not None and binding.line >= before_line:
                 continue
             if binding.runtime:
@@ -421,9 +421,11 @@ def _collect(
                     module = "." * stmt.level + (stmt.module or "")
                     _bind(bindings, "*", _Binding(line, "star", module, runtime))
                     continue
-                value = (stmt.module or "", alias.name, stmt.level)
+                imported = (stmt.module or "", alias.name, stmt.level)
                 _bind(
-                    bindings, alias.asname or alias.name, _Binding(line, "import", value, runtime)
+                    bindings,
+                    alias.asname or alias.name,
+                    _Binding(line, "import", imported, runtime),
                 )
         elif isinstance(stmt, ast.ClassDef):
             if conditional:
@@ -583,7 +585,7 @@ def _resolve_name(name: str, scope: _Scope) -> _Sym:
             key = (name, binding.kind, binding.value)  # type: ignore[union-attr]
         else:
             return _lookup_name(name, scope)
-    found = _RESOLVED.get(key)
+    found: Any = _RESOLVED.get(key)
     if found is None:
         try:
             found = _lookup_name(name, scope)
@@ -981,7 +983,8 @@ class _Values:
             raise _UnknownError(f"calls '{cls_node.name}', which runs code at import")
         built = _build_class(self.context, cls_node)
         args = [self._eval(a, scope, depth) for a in call.args]
-        kwargs = {k.arg: self._eval(k.value, scope, depth) for k in call.keywords}
+        # `**mapping` arguments were refused in _call.
+        kwargs = {k.arg: self._eval(k.value, scope, depth) for k in call.keywords if k.arg}
         try:
             return built(*args, **kwargs)
         except Exception as exc:
@@ -1079,11 +1082,16 @@ def _classify(context: ModuleContext, node: ast.ClassDef, seen: set[str]) -> _Cl
     if decorators:
         if len(decorators) == 1 and not node.bases:
             target = decorators[0].func if isinstance(decorators[0], ast.Call) else decorators[0]
+            decorator: _Sym | None
             try:
-                sym = _resolve(target, scope)
+                decorator = _resolve(target, scope)
             except (_UnknownError, _UnboundError):
-                sym = None
-            if sym is not None and sym.kind == "obj" and sym.name in _DATACLASS_DECORATORS:
+                decorator = None
+            if (
+                decorator is not None
+                and decorator.kind == "obj"
+                and decorator.name in _DATACLASS_DECORATORS
+            ):
                 return _ClassInfo("dataclass", custom=custom)
         return _ClassInfo("unknown", f"uses '{name}', which is decorated")
     if node.keywords and "model" not in base_kinds:
@@ -1179,7 +1187,7 @@ def _class_bases(context: ModuleContext, node: ast.ClassDef) -> tuple[Any, ...]:
 
 def _build_enum(context: ModuleContext, node: ast.ClassDef) -> Any:
     bases = _class_bases(context, node)
-    metaclass = type(bases[-1]) if bases else type
+    metaclass: Any = type(bases[-1]) if bases else type
     for base in bases:
         if isinstance(base, type) and type(base) is not type:
             metaclass = type(base)
@@ -1296,6 +1304,7 @@ def _literal(node: ast.expr, problem: _UnknownError) -> Any:
 
 def _literal_config(value: ast.expr, scope: _Scope, class_name: str) -> dict[str, Any]:
     problem = _UnknownError(f"uses '{class_name}', whose model_config is not literal")
+    pairs: list[tuple[object, ast.expr]]
     if isinstance(value, ast.Call):
         try:
             sym = _resolve(value.func, scope)
@@ -1603,7 +1612,7 @@ class _TypeReader:
         if sym.kind == "obj":
             kind = _FAST_KINDS.get(sym.name)
             if kind in _SCALAR_SCHEMAS:
-                return dict(_SCALAR_SCHEMAS[kind])  # type: ignore[index]
+                return dict(_SCALAR_SCHEMAS[kind])
             if kind == "list":
                 return {"items": {}, "type": "array"}
             if kind == "set":
@@ -2118,7 +2127,7 @@ def _create_v2_schema(name: str, fields: dict[str, Any]) -> dict[str, Any]:
     from pydantic import PydanticUndefinedAnnotation, TypeAdapter
     from pydantic.errors import PydanticUserError
 
-    model = pydantic.create_model(  # type: ignore[call-overload]
+    model = pydantic.create_model(
         name, __config__=pydantic.ConfigDict(arbitrary_types_allowed=True), __base__=None, **fields
     )
     try:
@@ -2199,6 +2208,7 @@ def _pydantic_schema(
             name, alias = param.name, None
         existing = default if isinstance(default, FieldInfo) else None
         default_value = existing.default if existing else default
+        description: str | None
         if existing and existing.description:
             description = existing.description
         else:
@@ -2210,10 +2220,10 @@ def _pydantic_schema(
         if param.variadic and variadic_collections:
             # As in the fast path, a type we could not read stays Any (an open schema).
             if param.variadic == "*":
-                type_ = list[type_] if known else type_  # type: ignore[valid-type]
+                type_ = list[type_] if known else type_
                 default_value = []
             else:
-                type_ = dict[str, type_] if known else type_  # type: ignore[valid-type]
+                type_ = dict[str, type_] if known else type_
                 default_value = {}
         field = pydantic.Field(
             default=... if default_value is _UNSET else default_value,

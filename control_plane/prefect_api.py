@@ -108,7 +108,7 @@ def remember_timezone_list() -> None:
         return
     current = getattr(validators, "get_timezones", None)
     if callable(current) and not hasattr(current, "cache_info"):  # 3.8: not cached
-        validators.get_timezones = functools.cache(current)
+        validators.get_timezones = functools.cache(current)  # type: ignore[attr-defined]
 
 
 def _schedule_object(schedule: dict[str, Any]) -> Any:
@@ -151,7 +151,7 @@ def schedule_creates(schedules: Sequence[dict[str, Any]]) -> list[DeploymentSche
 
 
 def _dump_schedule(model: Any) -> dict[str, Any]:
-    data = model.model_dump(mode="json", include=SCHEDULE_FIELDS)
+    data: dict[str, Any] = model.model_dump(mode="json", include=SCHEDULE_FIELDS)
     data.setdefault("parameters", {})
     data["parameters"] = data.get("parameters") or {}
     data.setdefault("active", True)
