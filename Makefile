@@ -58,6 +58,7 @@ apply: setup
 bench: setup
 	uv run python bench/discovery.py
 	uv run python bench/reconcile.py
+	uv run python bench/retries.py
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache
