@@ -40,6 +40,7 @@ lint: setup
 	uv run ruff check .
 	uv run ruff format --check .
 	uv run lint-imports
+	uv run mypy
 
 format: setup
 	uv run ruff format .
