@@ -19,11 +19,15 @@ versions supported (3.8, 3.9; `prefect.utilities.callables` and
 `prefect._internal.pydantic` compared).
 
 The common case (builtins, typing constructs, datetime, ...) is translated straight from
-the AST to JSON. Where a parameter needs pydantic's own schema logic (an Enum, a pydantic
-model or a dataclass defined in the same file, pydantic types, `Field(...)` defaults,
-`Annotated` with constraints), the equivalent classes are rebuilt from the AST, with no
-class body ever run, and the schema is produced with pydantic (imported lazily), the way
-Prefect does it.
+the AST to JSON. An Enum, a pydantic model or a dataclass defined in the same file stays
+on that path too: the class is rebuilt from the AST (no class body is ever run) and
+described by pydantic once per definition, a key made of its AST and of what every name in
+it resolves to, so the same class in many files costs one build; the parameter refers to
+that description as pydantic would (`$ref` and `definitions`), and enum members as
+defaults are their values. Where a parameter needs more of pydantic's logic (pydantic
+types, `Field(...)` defaults, `Annotated` with constraints, instances of models as
+defaults, a class pydantic refuses), the flow's whole schema is produced with pydantic
+(imported lazily), the way Prefect does it.
 
 What it does not do: import, exec or eval the repository's code, or import Prefect (too
 slow for discovery). A type that cannot be known without running code (imported from the
@@ -37,12 +41,13 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import enum
 import functools
 import importlib
 import importlib.metadata
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from inspect import cleandoc
 from typing import Any, Final, NamedTuple
@@ -742,6 +747,8 @@ def _plain_json(value: Any) -> Any:
             return value.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _UnknownError("is not valid UTF-8, so it has no JSON form") from exc
+    if isinstance(value, enum.Enum):  # pydantic serializes a member as its value
+        return _plain_json(value.value)
     raise _NotPlainJsonError
 
 
@@ -919,9 +926,10 @@ class _Values:
         if sym.kind == "obj" and sym.name in _VALUE_ATTRIBUTES:
             return _import_object(sym.name)
         if sym.kind == "member":
-            if not self.slow:
-                raise _NeedsPydanticError
-            built = _build_class(self.context, sym.node)
+            if self.slow:
+                built = _build_class(self.context, sym.node)
+            else:
+                built = _shared_enum(self.context, sym.node)
             try:
                 return getattr(built, sym.attr)
             except AttributeError as exc:
@@ -1171,6 +1179,192 @@ def _build_class(context: ModuleContext, node: ast.ClassDef, *, as_type: bool = 
             model.model_rebuild(_types_namespace=namespace, raise_errors=False)
         pending.clear()
     return built
+
+
+# --- local classes in the fast path: pydantic's schema of each definition, once ------------
+
+# The schema fragment pydantic gives a parameter typed with a class defined in the file:
+# ({"$ref": ...}, {definition name: schema}), or _NEEDS_PYDANTIC where only the whole
+# pydantic path gets it right. Keyed by what the definition means (`_definition_key`),
+# so the same class in a thousand files is built and described once.
+_FRAGMENTS: dict[Hashable, tuple[dict[str, Any], dict[str, Any]] | None] = {}
+_NEEDS_PYDANTIC: Final = None
+
+
+class _NoKeyError(Exception):
+    """The definition cannot be keyed (too deep): do not cache what it means."""
+
+
+def _definition_key(context: ModuleContext, node: ast.ClassDef) -> Hashable:
+    """What a class definition means: its AST, and what each name in it resolves to.
+
+    Conservative: every name anywhere in the class (and in the strings of its field
+    annotations) is resolved, both where the class statement runs and at module level,
+    following local classes and module constants to their own definitions. Two
+    definitions with the same key build the same class, whatever file they are in.
+    """
+    memo_key = "key:" + node.name + ":" + str(node.lineno)
+    found = context._built.get(memo_key)
+    if found is None:
+        found = context._built[memo_key] = _class_key(context, node, (), [_KEY_BUDGET])
+    return found
+
+
+# How many definitions one key may visit: names are not memoized inside a key (a cycle
+# makes a class's key depend on where it is reached from), so many classes that refer to
+# each other could cost exponential time; past this they are simply not cached.
+_KEY_BUDGET: Final = 200
+
+
+def _class_key(
+    context: ModuleContext, node: ast.ClassDef, stack: tuple[ast.AST, ...], budget: list[int]
+) -> Hashable:
+    if node in stack:
+        return ("cycle", stack.index(node))
+    budget[0] -= 1
+    if budget[0] < 0 or len(stack) > _MAX_DEPTH:
+        raise _NoKeyError
+    stack = (*stack, node)
+    names: set[str] = set()
+    for sub in ast.walk(node):
+        if type(sub) is ast.Name:
+            names.add(sub.id)
+    for stmt in node.body:
+        if isinstance(stmt, ast.AnnAssign):
+            _quoted_names(stmt.annotation, names, 0)
+    resolved = tuple(
+        (name, _name_key(context, name, scope, stack, budget))
+        for name in sorted(names)
+        for scope in (_Scope(context, node.lineno), _Scope(context, None))
+    )
+    return (ast.dump(node), context.future_annotations, resolved)
+
+
+def _quoted_names(node: ast.expr, out: set[str], depth: int) -> None:
+    """The names inside the strings of a type (forward references), however nested."""
+    if depth > _MAX_DEPTH:
+        raise _NoKeyError
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            try:
+                parsed = _parse_annotation_string(sub.value)
+            except _UnknownError:
+                continue
+            out.update(n.id for n in ast.walk(parsed) if isinstance(n, ast.Name))
+            _quoted_names(parsed, out, depth + 1)
+
+
+def _name_key(
+    context: ModuleContext,
+    name: str,
+    scope: _Scope,
+    stack: tuple[ast.AST, ...],
+    budget: list[int],
+) -> Hashable:
+    try:
+        sym = _resolve_name(name, scope)
+    except _UnboundError:
+        return ("unbound",)
+    except _UnknownError as exc:
+        return ("unknown", exc.args)
+    if sym.kind == "class":
+        return ("class", _class_key(context, sym.node, stack, budget))
+    if sym.kind == "alias":
+        value = sym.node
+        if value in stack:
+            return ("cycle", stack.index(value))
+        budget[0] -= 1
+        if budget[0] < 0 or len(stack) > _MAX_DEPTH:
+            raise _NoKeyError
+        inner = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+        _quoted_names(value, inner, 0)
+        return (
+            "alias",
+            ast.dump(value),
+            tuple(
+                (n, _name_key(context, n, alias_scope, (*stack, value), budget))
+                for n in sorted(inner)
+                for alias_scope in (_Scope(context, value.lineno), _Scope(context, None))
+            ),
+        )
+    return (sym.kind, sym.name, sym.attr)
+
+
+def _class_fragment(
+    context: ModuleContext, node: ast.ClassDef, definitions: dict[str, Any]
+) -> dict[str, Any]:
+    """The schema of a parameter typed `node`, its definitions merged into `definitions`."""
+    if not _fragments_allowed(context):
+        raise _NeedsPydanticError
+    try:
+        key: Hashable = _definition_key(context, node)
+    except _NoKeyError:
+        key = None
+    if key is not None and key in _FRAGMENTS:
+        fragment = _FRAGMENTS[key]
+    else:
+        fragment = _build_fragment(context, node)  # _UnknownError: not cached, says where
+        if key is not None:
+            _FRAGMENTS[key] = fragment
+    if fragment is _NEEDS_PYDANTIC:
+        raise _NeedsPydanticError
+    schema, fragment_definitions = fragment
+    for name, definition in fragment_definitions.items():
+        existing = definitions.get(name)
+        if existing is None:
+            definitions[name] = definition
+        elif existing != definition:  # pydantic would rename them apart
+            raise _NeedsPydanticError
+    return dict(schema)
+
+
+def _build_fragment(
+    context: ModuleContext, node: ast.ClassDef
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    import pydantic
+
+    built = _build_class(context, node, as_type=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            schema = _create_v2_schema("CheckParameter", {"p": (built, pydantic.Field(title="p"))})
+        except Exception:  # Prefect would make the parameter Any: the pydantic path says why
+            return _NEEDS_PYDANTIC
+    if caught:  # e.g. a default pydantic leaves out: the pydantic path reports it
+        return _NEEDS_PYDANTIC
+    prop = dict(schema["properties"]["p"])
+    prop.pop("title", None)
+    return prop, schema.get("definitions", {})
+
+
+# Enums rebuilt for the fast path, by definition: only their members' values are used
+# there (as defaults), never the classes themselves, so one class serves every file.
+_ENUMS: dict[Hashable, Any] = {}
+
+
+def _shared_enum(context: ModuleContext, node: ast.ClassDef) -> Any:
+    """The enum `node` defines (members of other classes need the pydantic path)."""
+    if _class_info(context, node).kind != "enum":
+        raise _NeedsPydanticError
+    try:
+        key: Hashable = _definition_key(context, node)
+    except _NoKeyError:
+        return _build_class(context, node)
+    built = _ENUMS.get(key)
+    if built is None:
+        built = _ENUMS[key] = _build_class(context, node)
+    return built
+
+
+def _fragments_allowed(context: ModuleContext) -> bool:
+    """No class name bound twice: pydantic would tell such classes apart by longer names."""
+    allowed = context._built.get("fragments")
+    if allowed is None:
+        allowed = context._built["fragments"] = not any(
+            len(found) > 1 and any(b.kind == "class" for b in found)
+            for found in context._bindings.values()
+        )
+    return bool(allowed)
 
 
 def _class_bases(context: ModuleContext, node: ast.ClassDef) -> tuple[Any, ...]:
@@ -1484,6 +1678,8 @@ def _literal_values(args: list[ast.expr], scope: _Scope, values: _Values, depth:
                 out.extend(_literal_values(_subscript_args(arg), scope, values, depth + 1))
                 continue
         value = values.eval(arg, scope)
+        if _is_enum(value) and not values.slow:
+            raise _NeedsPydanticError  # pydantic's literal schema of members: its path
         if not (value is None or isinstance(value, str | bytes | int | float) or _is_enum(value)):
             raise _PrefectAnyError(f"is a Literal of {type(value).__name__}")
         out.append(value)
@@ -1499,8 +1695,6 @@ def _literal_values(args: list[ast.expr], scope: _Scope, values: _Values, depth:
 
 
 def _is_enum(value: Any) -> bool:
-    import enum
-
     return isinstance(value, enum.Enum)
 
 
@@ -1559,6 +1753,7 @@ class _TypeReader:
     def __init__(self, context: ModuleContext, values: _Values) -> None:
         self.context = context
         self.values = values
+        self.definitions: dict[str, Any] = {}  # of the local classes referred to
 
     def schema(self, node: ast.expr, scope: _Scope, depth: int = 0) -> dict[str, Any]:
         if depth > _MAX_DEPTH:
@@ -1608,7 +1803,7 @@ class _TypeReader:
                 return {}
             if info.kind == "unknown":
                 raise _UnknownError(info.reason)
-            raise _NeedsPydanticError
+            return _class_fragment(self.context, sym.node, self.definitions)
         if sym.kind == "obj":
             kind = _FAST_KINDS.get(sym.name)
             if kind in _SCALAR_SCHEMAS:
@@ -2078,7 +2273,21 @@ def _fast_schema(
     schema: dict[str, Any] = {"title": "Parameters", "type": "object", "properties": properties}
     if required:
         schema["required"] = required
+    if reader.definitions:
+        # Shared between flows (cached per class definition): each schema gets a copy.
+        definitions = reader.definitions
+        schema["definitions"] = {
+            name: _copy_json(definitions[name]) for name in sorted(definitions)
+        }
     return schema, problems
+
+
+def _copy_json(value: Any) -> Any:
+    if type(value) is dict:
+        return {key: _copy_json(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_copy_json(item) for item in value]
+    return value
 
 
 def _open_schema(params: list[_Param], descriptions: dict[str, str]) -> dict[str, Any]:

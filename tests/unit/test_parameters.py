@@ -1090,6 +1090,57 @@ def test_warning_points_at_the_parameter_line() -> None:
     )
 
 
+# The schema of a class defined in a file is made once per definition and reused by every
+# file with the same definition. These files share class text but not its meaning (a
+# constant, a nested class, an import or a base differs), or define a name twice: each
+# must still get exactly what Prefect stores for it, in one process, in this order.
+SHARED_DEFINITION_TEMPLATE = """
+import enum
+from pydantic import BaseModel
+FIRST = {first!r}
+Size = {size}
+class Mode(str, enum.Enum):
+    FULL = FIRST
+    DELTA = "delta"
+{options}
+def f(mode: Mode = Mode.FULL, options: Options | None = None, modes: list[Mode] = []):
+    pass
+"""
+OPTIONS = """
+class Options(BaseModel):
+    mode: Mode = Mode.FULL
+    size: Size = 10
+"""
+SHARED_DEFINITION_FILES = [
+    SHARED_DEFINITION_TEMPLATE.format(first="full", size="int", options=OPTIONS),
+    # a constant the enum uses differs: the model's text is the same, its meaning is not
+    SHARED_DEFINITION_TEMPLATE.format(first="everything", size="int", options=OPTIONS),
+    # so does a type alias the model uses
+    SHARED_DEFINITION_TEMPLATE.format(first="full", size="float", options=OPTIONS),
+    # a quoted field type
+    SHARED_DEFINITION_TEMPLATE.format(
+        first="full", size="int", options=OPTIONS.replace("mode: Mode", 'mode: "Mode"')
+    ),
+    # a class name bound twice
+    SHARED_DEFINITION_TEMPLATE.format(
+        first="full", size="int", options=OPTIONS + OPTIONS.replace("FULL", "DELTA")
+    ),
+    # the first file again
+    SHARED_DEFINITION_TEMPLATE.format(first="full", size="int", options=OPTIONS),
+]
+
+
+def test_files_sharing_a_class_definition_each_get_their_own_schema(tmp_path: Path) -> None:
+    for index, source in enumerate(SHARED_DEFINITION_FILES):
+        expected = prefect_schema(source, tmp_path)
+
+        schema, problems = our_schema(source)
+
+        assert (index, schema) == (index, expected)
+        assert json.dumps(schema) == json.dumps(expected)
+        assert problems == []
+
+
 def test_class_bodies_are_never_run(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     source = textwrap.dedent(
