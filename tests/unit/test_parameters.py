@@ -232,6 +232,35 @@ EXACT_CASES: list[tuple[str, str]] = [
         """,
     ),
     (
+        "local-classes-inside-other-types",
+        """
+        import dataclasses
+        import enum
+        from typing import Optional, Union
+        from pydantic import BaseModel
+        class Color(str, enum.Enum):
+            RED = "red"
+            GREEN = "green"
+        class Shape(enum.Enum):
+            '''A shape.'''
+            DOT = (0, 0)
+            LINE = (1, 0)
+        class Point(BaseModel):
+            x: int = 0
+            color: Color = Color.GREEN
+        @dataclasses.dataclass
+        class Box:
+            corner: Point
+            shape: Shape = Shape.DOT
+        def f(by_color: dict[Color, Point] = {}, pair: tuple[Color, int] = (Color.RED, 1),
+              colors: set[Color] = {Color.RED, Color.GREEN}, boxes: Optional[list[Box]] = None,
+              shape: Shape = Shape.LINE, either: Union[Point, Box, None] = None,
+              shapes: frozenset[Shape] = frozenset({Shape.DOT, Shape.LINE}),
+              nested: dict[str, list[Optional[Color]]] = {"a": [Color.RED, None]}):
+            pass
+        """,
+    ),
+    (
         "plain-class-in-file",
         """
         class Handle:
