@@ -49,7 +49,7 @@ import warnings
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from inspect import cleandoc
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 __all__ = [
     "ModuleContext",
@@ -379,7 +379,7 @@ class ModuleContext:
         stars = tuple(binding.value for binding in bindings.pop("*", ()))
         return cls(bindings, future, stars)
 
-    def _lookup(self, name: str, before_line: int | None) -> _Binding | bool | None:
+    def _lookup(self, name: str, before_line: int | None) -> _Binding | Literal[False] | None:
         """The binding in force; False if the name exists only for type checkers."""
         found = self._bindings.get(name)
         if not found:
@@ -587,8 +587,8 @@ def _resolve_name(name: str, scope: _Scope) -> _Sym:
         binding = context._lookup(name, scope.before_line)
         if binding is None or binding is False:
             key = (name, binding, context._star_imports)
-        elif binding.kind == "module" or binding.kind == "import":  # type: ignore[union-attr]
-            key = (name, binding.kind, binding.value)  # type: ignore[union-attr]
+        elif binding.kind == "module" or binding.kind == "import":
+            key = (name, binding.kind, binding.value)
         else:
             return _lookup_name(name, scope)
     found: Any = _RESOLVED.get(key)

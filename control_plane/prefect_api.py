@@ -639,7 +639,8 @@ class PrefectDeployments:
                     slug=create.slug,
                     max_scheduled_runs=create.max_scheduled_runs,
                     # unset: the server keeps a schedule's flag (a UI pause) or makes it active
-                    **({"active": False} if entry.get("active") is False else {}),
+                    # (mypy checks a **dict[str, bool] against every keyword)
+                    **({"active": False} if entry.get("active") is False else {}),  # type: ignore[arg-type]
                 )
                 for entry, create in zip(
                     spec.schedules, schedule_creates(spec.schedules), strict=True

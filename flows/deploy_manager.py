@@ -252,7 +252,8 @@ async def _apply(plan: Plan, options: ReconcileOptions) -> tuple[list[Outcome], 
     changes = register_changes(plan)
     outcomes: list[Outcome] = []
     for pool in plan.pools:
-        state = await create_work_pool.with_options(task_run_name=f"create-work-pool[{pool.name}]")(
+        # Prefect's Task.__call__ overloads do not model an async task with return_state.
+        state = await create_work_pool.with_options(task_run_name=f"create-work-pool[{pool.name}]")(  # type: ignore[misc]
             pool, return_state=True
         )
         if state.is_completed():
