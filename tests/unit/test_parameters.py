@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import typing
 import uuid
 import warnings
 from pathlib import Path
@@ -886,6 +887,12 @@ def prefect_schema(source: str, tmp_path: Path) -> dict[str, Any]:
     import prefect
     from prefect.utilities.callables import parameter_schema
 
+    # typing caches Union[...] by its arguments' set: Optional[Union[int, str]] comes back
+    # as Union[str, int, None] if any code in this process made that one first (a flow run
+    # of another test does). A `prefect deploy` process starts with empty caches; so does
+    # the oracle. (Private, test-only: typing keeps its caches' clear functions there.)
+    for clear in typing._cleanups:  # type: ignore[attr-defined]
+        clear()
     name = f"signature_{uuid.uuid4().hex}"
     path = tmp_path / f"{name}.py"
     path.write_text(source, encoding="utf-8")
