@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 EXAMPLES ?= examples
 
-.PHONY: setup run stop test unit integration lint format discover plan apply bench clean
+.PHONY: setup run stop test unit integration schemas-oldest-prefect lint format discover plan apply bench clean
 
 # uv, then the locked environment in .venv
 setup:
@@ -28,10 +28,19 @@ unit: setup
 integration: setup
 	uv run pytest -q tests/integration
 
+# the schema tests against the oldest Prefect supported (the lock has the newest): discovery
+# must produce what the INSTALLED Prefect would; EXPECT_PREFECT makes the run check its version
+OLDEST_PREFECT ?= 3.8.8
+schemas-oldest-prefect: setup
+	EXPECT_PREFECT=$(OLDEST_PREFECT) uv run --with 'prefect==$(OLDEST_PREFECT)' \
+		--with 'fastapi<0.151' --with 'sqlalchemy<2.1' \
+		pytest -q tests/unit/test_parameters.py tests/unit/test_api_retries.py
+
 lint: setup
 	uv run ruff check .
 	uv run ruff format --check .
 	uv run lint-imports
+	uv run mypy
 
 format: setup
 	uv run ruff format .
@@ -50,6 +59,7 @@ apply: setup
 bench: setup
 	uv run python bench/discovery.py
 	uv run python bench/reconcile.py
+	uv run python bench/retries.py
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache

@@ -338,7 +338,8 @@ class _StaticValues:
         if type(value) not in (str, int, float, bool):
             raise _NotStatic(f"the f-string formats {_code(node.value)}, which is not a string")
         if node.conversion in (ord("r"), ord("a"), ord("s")):
-            value = {"r": repr, "a": ascii, "s": str}[chr(node.conversion)](value)
+            convert: dict[str, Callable[[object], str]] = {"r": repr, "a": ascii, "s": str}
+            value = convert[chr(node.conversion)](value)
         spec = ""
         if node.format_spec is not None:
             spec = str(self._eval(node.format_spec, module, before_line, hops))

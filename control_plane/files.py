@@ -61,7 +61,7 @@ def _read_lines(path: Path) -> list[str]:
         return []
 
 
-def _gitignore_spec(lines: Iterable[str]) -> pathspec.PathSpec | None:
+def _gitignore_spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec | None:
     cleaned = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not cleaned:
         return None
@@ -84,7 +84,7 @@ def iter_repository_files(
     """Walk `root` and return the Python files and prefect.yaml files to read."""
     root = root.resolve()
     prefect_spec = pathspec.GitIgnoreSpec.from_lines(list(prefect_files))
-    specs: list[tuple[str, pathspec.PathSpec]] = []
+    specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
     root_spec = _gitignore_spec(
         _read_lines(root / ".prefectignore") + list(exclude),
     )

@@ -11,12 +11,23 @@ aliases. Defaults are evaluated from literals, arithmetic on literals, module co
 a few known constructors (`datetime.date(...)`, `Path(...)`, ...). Google-style docstring
 `Args:` sections give the descriptions, parsed the way griffe (Prefect's parser) does.
 
+The schema follows the Prefect that is installed (its version read from the package
+metadata, Prefect itself is not imported): Prefect 3.9 made `*args: T` an array of `T`
+defaulting to `[]` and `**kwargs: T` an object of `T` defaulting to `{}`, where 3.8 left
+them required with the schema of `T`. That is the only difference in the schemas of the
+versions supported (3.8, 3.9; `prefect.utilities.callables` and
+`prefect._internal.pydantic` compared).
+
 The common case (builtins, typing constructs, datetime, ...) is translated straight from
-the AST to JSON. Where a parameter needs pydantic's own schema logic (an Enum, a pydantic
-model or a dataclass defined in the same file, pydantic types, `Field(...)` defaults,
-`Annotated` with constraints), the equivalent classes are rebuilt from the AST, with no
-class body ever run, and the schema is produced with pydantic (imported lazily), the way
-Prefect does it.
+the AST to JSON. An Enum, a pydantic model or a dataclass defined in the same file stays
+on that path too: the class is rebuilt from the AST (no class body is ever run) and
+described by pydantic once per definition, a key made of its AST and of what every name in
+it resolves to, so the same class in many files costs one build; the parameter refers to
+that description as pydantic would (`$ref` and `definitions`), and enum members as
+defaults are their values. Where a parameter needs more of pydantic's logic (pydantic
+types, `Field(...)` defaults, `Annotated` with constraints, instances of models as
+defaults, a class pydantic refuses), the flow's whole schema is produced with pydantic
+(imported lazily), the way Prefect does it.
 
 What it does not do: import, exec or eval the repository's code, or import Prefect (too
 slow for discovery). A type that cannot be known without running code (imported from the
@@ -30,13 +41,15 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import enum
+import functools
 import importlib
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from inspect import cleandoc
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 __all__ = [
     "ModuleContext",
@@ -52,6 +65,47 @@ class SchemaWarning:
 
     line: int  # 1-based line in the file
     message: str
+
+
+# --- the installed Prefect ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _PrefectRules:
+    """How the installed Prefect's `parameter_schema` differs from one version to the next."""
+
+    # 3.9+: `*args: T` is `list[T] = []`, `**kwargs: T` is `dict[str, T] = {}`
+    # (`process_v2_params`); before, the annotation as is and required.
+    variadic_collections: bool
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(3, 9, 1) from '3.9.1', '3.10.0rc1', '3.9.1.dev4+g1234'."""
+    numbers: list[int] = []
+    for part in version.split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        numbers.append(int(digits.group()))
+        if digits.end() != len(part):
+            break
+    return tuple(numbers)
+
+
+@functools.cache
+def _prefect_rules() -> _PrefectRules:
+    """The rules of the Prefect installed next to us; the newest ones if there is none.
+
+    Read from the package metadata, which costs ~1 ms (~30 ms more to import
+    importlib.metadata where pydantic has not); importing Prefect would cost seconds.
+    """
+    import importlib.metadata
+
+    try:
+        release = _release(importlib.metadata.version("prefect"))
+    except importlib.metadata.PackageNotFoundError:
+        release = ()
+    return _PrefectRules(variadic_collections=not release or release >= (3, 9))
 
 
 # --- what names can mean -------------------------------------------------------------
@@ -325,13 +379,13 @@ class ModuleContext:
         stars = tuple(binding.value for binding in bindings.pop("*", ()))
         return cls(bindings, future, stars)
 
-    def _lookup(self, name: str, before_line: int | None) -> _Binding | bool | None:
+    def _lookup(self, name: str, before_line: int | None) -> _Binding | Literal[False] | None:
         """The binding in force; False if the name exists only for type checkers."""
         found = self._bindings.get(name)
         if not found:
             return None
         typing_only = False
-        for binding in reversed(found):
+        for binding in found[::-1]:
             if before_line is not None and binding.line >= before_line:
                 continue
             if binding.runtime:
@@ -373,9 +427,11 @@ def _collect(
                     module = "." * stmt.level + (stmt.module or "")
                     _bind(bindings, "*", _Binding(line, "star", module, runtime))
                     continue
-                value = (stmt.module or "", alias.name, stmt.level)
+                imported = (stmt.module or "", alias.name, stmt.level)
                 _bind(
-                    bindings, alias.asname or alias.name, _Binding(line, "import", value, runtime)
+                    bindings,
+                    alias.asname or alias.name,
+                    _Binding(line, "import", imported, runtime),
                 )
         elif isinstance(stmt, ast.ClassDef):
             if conditional:
@@ -531,11 +587,11 @@ def _resolve_name(name: str, scope: _Scope) -> _Sym:
         binding = context._lookup(name, scope.before_line)
         if binding is None or binding is False:
             key = (name, binding, context._star_imports)
-        elif binding.kind == "module" or binding.kind == "import":  # type: ignore[union-attr]
-            key = (name, binding.kind, binding.value)  # type: ignore[union-attr]
+        elif binding.kind == "module" or binding.kind == "import":
+            key = (name, binding.kind, binding.value)
         else:
             return _lookup_name(name, scope)
-    found = _RESOLVED.get(key)
+    found: Any = _RESOLVED.get(key)
     if found is None:
         try:
             found = _lookup_name(name, scope)
@@ -692,6 +748,8 @@ def _plain_json(value: Any) -> Any:
             return value.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _UnknownError("is not valid UTF-8, so it has no JSON form") from exc
+    if isinstance(value, enum.Enum):  # pydantic serializes a member as its value
+        return _plain_json(value.value)
     raise _NotPlainJsonError
 
 
@@ -869,9 +927,10 @@ class _Values:
         if sym.kind == "obj" and sym.name in _VALUE_ATTRIBUTES:
             return _import_object(sym.name)
         if sym.kind == "member":
-            if not self.slow:
-                raise _NeedsPydanticError
-            built = _build_class(self.context, sym.node)
+            if self.slow:
+                built = _build_class(self.context, sym.node)
+            else:
+                built = _shared_enum(self.context, sym.node)
             try:
                 return getattr(built, sym.attr)
             except AttributeError as exc:
@@ -933,7 +992,8 @@ class _Values:
             raise _UnknownError(f"calls '{cls_node.name}', which runs code at import")
         built = _build_class(self.context, cls_node)
         args = [self._eval(a, scope, depth) for a in call.args]
-        kwargs = {k.arg: self._eval(k.value, scope, depth) for k in call.keywords}
+        # `**mapping` arguments were refused in _call.
+        kwargs = {k.arg: self._eval(k.value, scope, depth) for k in call.keywords if k.arg}
         try:
             return built(*args, **kwargs)
         except Exception as exc:
@@ -1031,11 +1091,16 @@ def _classify(context: ModuleContext, node: ast.ClassDef, seen: set[str]) -> _Cl
     if decorators:
         if len(decorators) == 1 and not node.bases:
             target = decorators[0].func if isinstance(decorators[0], ast.Call) else decorators[0]
+            decorator: _Sym | None
             try:
-                sym = _resolve(target, scope)
+                decorator = _resolve(target, scope)
             except (_UnknownError, _UnboundError):
-                sym = None
-            if sym is not None and sym.kind == "obj" and sym.name in _DATACLASS_DECORATORS:
+                decorator = None
+            if (
+                decorator is not None
+                and decorator.kind == "obj"
+                and decorator.name in _DATACLASS_DECORATORS
+            ):
                 return _ClassInfo("dataclass", custom=custom)
         return _ClassInfo("unknown", f"uses '{name}', which is decorated")
     if node.keywords and "model" not in base_kinds:
@@ -1117,6 +1182,192 @@ def _build_class(context: ModuleContext, node: ast.ClassDef, *, as_type: bool = 
     return built
 
 
+# --- local classes in the fast path: pydantic's schema of each definition, once ------------
+
+# The schema fragment pydantic gives a parameter typed with a class defined in the file:
+# ({"$ref": ...}, {definition name: schema}), or _NEEDS_PYDANTIC where only the whole
+# pydantic path gets it right. Keyed by what the definition means (`_definition_key`),
+# so the same class in a thousand files is built and described once.
+_FRAGMENTS: dict[Hashable, tuple[dict[str, Any], dict[str, Any]] | None] = {}
+_NEEDS_PYDANTIC: Final = None
+
+
+class _NoKeyError(Exception):
+    """The definition cannot be keyed (too deep): do not cache what it means."""
+
+
+def _definition_key(context: ModuleContext, node: ast.ClassDef) -> Hashable:
+    """What a class definition means: its AST, and what each name in it resolves to.
+
+    Conservative: every name anywhere in the class (and in the strings of its field
+    annotations) is resolved, both where the class statement runs and at module level,
+    following local classes and module constants to their own definitions. Two
+    definitions with the same key build the same class, whatever file they are in.
+    """
+    memo_key = "key:" + node.name + ":" + str(node.lineno)
+    found = context._built.get(memo_key)
+    if found is None:
+        found = context._built[memo_key] = _class_key(context, node, (), [_KEY_BUDGET])
+    return found
+
+
+# How many definitions one key may visit: names are not memoized inside a key (a cycle
+# makes a class's key depend on where it is reached from), so many classes that refer to
+# each other could cost exponential time; past this they are simply not cached.
+_KEY_BUDGET: Final = 200
+
+
+def _class_key(
+    context: ModuleContext, node: ast.ClassDef, stack: tuple[ast.AST, ...], budget: list[int]
+) -> Hashable:
+    if node in stack:
+        return ("cycle", stack.index(node))
+    budget[0] -= 1
+    if budget[0] < 0 or len(stack) > _MAX_DEPTH:
+        raise _NoKeyError
+    stack = (*stack, node)
+    names: set[str] = set()
+    for sub in ast.walk(node):
+        if type(sub) is ast.Name:
+            names.add(sub.id)
+    for stmt in node.body:
+        if isinstance(stmt, ast.AnnAssign):
+            _quoted_names(stmt.annotation, names, 0)
+    resolved = tuple(
+        (name, _name_key(context, name, scope, stack, budget))
+        for name in sorted(names)
+        for scope in (_Scope(context, node.lineno), _Scope(context, None))
+    )
+    return (ast.dump(node), context.future_annotations, resolved)
+
+
+def _quoted_names(node: ast.expr, out: set[str], depth: int) -> None:
+    """The names inside the strings of a type (forward references), however nested."""
+    if depth > _MAX_DEPTH:
+        raise _NoKeyError
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            try:
+                parsed = _parse_annotation_string(sub.value)
+            except _UnknownError:
+                continue
+            out.update(n.id for n in ast.walk(parsed) if isinstance(n, ast.Name))
+            _quoted_names(parsed, out, depth + 1)
+
+
+def _name_key(
+    context: ModuleContext,
+    name: str,
+    scope: _Scope,
+    stack: tuple[ast.AST, ...],
+    budget: list[int],
+) -> Hashable:
+    try:
+        sym = _resolve_name(name, scope)
+    except _UnboundError:
+        return ("unbound",)
+    except _UnknownError as exc:
+        return ("unknown", exc.args)
+    if sym.kind == "class":
+        return ("class", _class_key(context, sym.node, stack, budget))
+    if sym.kind == "alias":
+        value = sym.node
+        if value in stack:
+            return ("cycle", stack.index(value))
+        budget[0] -= 1
+        if budget[0] < 0 or len(stack) > _MAX_DEPTH:
+            raise _NoKeyError
+        inner = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+        _quoted_names(value, inner, 0)
+        return (
+            "alias",
+            ast.dump(value),
+            tuple(
+                (n, _name_key(context, n, alias_scope, (*stack, value), budget))
+                for n in sorted(inner)
+                for alias_scope in (_Scope(context, value.lineno), _Scope(context, None))
+            ),
+        )
+    return (sym.kind, sym.name, sym.attr)
+
+
+def _class_fragment(
+    context: ModuleContext, node: ast.ClassDef, definitions: dict[str, Any]
+) -> dict[str, Any]:
+    """The schema of a parameter typed `node`, its definitions merged into `definitions`."""
+    if not _fragments_allowed(context):
+        raise _NeedsPydanticError
+    try:
+        key: Hashable = _definition_key(context, node)
+    except _NoKeyError:
+        key = None
+    if key is not None and key in _FRAGMENTS:
+        fragment = _FRAGMENTS[key]
+    else:
+        fragment = _build_fragment(context, node)  # _UnknownError: not cached, says where
+        if key is not None:
+            _FRAGMENTS[key] = fragment
+    if fragment is _NEEDS_PYDANTIC:
+        raise _NeedsPydanticError
+    schema, fragment_definitions = fragment
+    for name, definition in fragment_definitions.items():
+        existing = definitions.get(name)
+        if existing is None:
+            definitions[name] = definition
+        elif existing != definition:  # pydantic would rename them apart
+            raise _NeedsPydanticError
+    return dict(schema)
+
+
+def _build_fragment(
+    context: ModuleContext, node: ast.ClassDef
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    import pydantic
+
+    built = _build_class(context, node, as_type=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            schema = _create_v2_schema("CheckParameter", {"p": (built, pydantic.Field(title="p"))})
+        except Exception:  # Prefect would make the parameter Any: the pydantic path says why
+            return _NEEDS_PYDANTIC
+    if caught:  # e.g. a default pydantic leaves out: the pydantic path reports it
+        return _NEEDS_PYDANTIC
+    prop = dict(schema["properties"]["p"])
+    prop.pop("title", None)
+    return prop, schema.get("definitions", {})
+
+
+# Enums rebuilt for the fast path, by definition: only their members' values are used
+# there (as defaults), never the classes themselves, so one class serves every file.
+_ENUMS: dict[Hashable, Any] = {}
+
+
+def _shared_enum(context: ModuleContext, node: ast.ClassDef) -> Any:
+    """The enum `node` defines (members of other classes need the pydantic path)."""
+    if _class_info(context, node).kind != "enum":
+        raise _NeedsPydanticError
+    try:
+        key: Hashable = _definition_key(context, node)
+    except _NoKeyError:
+        return _build_class(context, node)
+    built = _ENUMS.get(key)
+    if built is None:
+        built = _ENUMS[key] = _build_class(context, node)
+    return built
+
+
+def _fragments_allowed(context: ModuleContext) -> bool:
+    """No class name bound twice: pydantic would tell such classes apart by longer names."""
+    allowed = context._built.get("fragments")
+    if allowed is None:
+        allowed = context._built["fragments"] = not any(
+            len(found) > 1 and any(b.kind == "class" for b in found)
+            for found in context._bindings.values()
+        )
+    return bool(allowed)
+
+
 def _class_bases(context: ModuleContext, node: ast.ClassDef) -> tuple[Any, ...]:
     scope = _Scope(context, node.lineno)
     bases: list[Any] = []
@@ -1131,7 +1382,7 @@ def _class_bases(context: ModuleContext, node: ast.ClassDef) -> tuple[Any, ...]:
 
 def _build_enum(context: ModuleContext, node: ast.ClassDef) -> Any:
     bases = _class_bases(context, node)
-    metaclass = type(bases[-1]) if bases else type
+    metaclass: Any = type(bases[-1]) if bases else type
     for base in bases:
         if isinstance(base, type) and type(base) is not type:
             metaclass = type(base)
@@ -1248,6 +1499,7 @@ def _literal(node: ast.expr, problem: _UnknownError) -> Any:
 
 def _literal_config(value: ast.expr, scope: _Scope, class_name: str) -> dict[str, Any]:
     problem = _UnknownError(f"uses '{class_name}', whose model_config is not literal")
+    pairs: list[tuple[object, ast.expr]]
     if isinstance(value, ast.Call):
         try:
             sym = _resolve(value.func, scope)
@@ -1427,6 +1679,8 @@ def _literal_values(args: list[ast.expr], scope: _Scope, values: _Values, depth:
                 out.extend(_literal_values(_subscript_args(arg), scope, values, depth + 1))
                 continue
         value = values.eval(arg, scope)
+        if _is_enum(value) and not values.slow:
+            raise _NeedsPydanticError  # pydantic's literal schema of members: its path
         if not (value is None or isinstance(value, str | bytes | int | float) or _is_enum(value)):
             raise _PrefectAnyError(f"is a Literal of {type(value).__name__}")
         out.append(value)
@@ -1442,8 +1696,6 @@ def _literal_values(args: list[ast.expr], scope: _Scope, values: _Values, depth:
 
 
 def _is_enum(value: Any) -> bool:
-    import enum
-
     return isinstance(value, enum.Enum)
 
 
@@ -1502,6 +1754,7 @@ class _TypeReader:
     def __init__(self, context: ModuleContext, values: _Values) -> None:
         self.context = context
         self.values = values
+        self.definitions: dict[str, Any] = {}  # of the local classes referred to
 
     def schema(self, node: ast.expr, scope: _Scope, depth: int = 0) -> dict[str, Any]:
         if depth > _MAX_DEPTH:
@@ -1551,11 +1804,11 @@ class _TypeReader:
                 return {}
             if info.kind == "unknown":
                 raise _UnknownError(info.reason)
-            raise _NeedsPydanticError
+            return _class_fragment(self.context, sym.node, self.definitions)
         if sym.kind == "obj":
             kind = _FAST_KINDS.get(sym.name)
             if kind in _SCALAR_SCHEMAS:
-                return dict(_SCALAR_SCHEMAS[kind])  # type: ignore[index]
+                return dict(_SCALAR_SCHEMAS[kind])
             if kind == "list":
                 return {"items": {}, "type": "array"}
             if kind == "set":
@@ -1729,7 +1982,7 @@ class _Param:
     position: int
     arg: ast.arg
     default: ast.expr | None
-    variadic: bool
+    variadic: str  # "*" for *args, "**" for **kwargs, "" otherwise
 
 
 def _signature(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[_Param]:
@@ -1737,16 +1990,14 @@ def _signature(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[_Param]:
     positional = [*args.posonlyargs, *args.args]
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
     defaults.extend(args.defaults)
-    params: list[tuple[ast.arg, ast.expr | None, bool]] = list(
-        zip(positional, defaults, [False] * len(positional), strict=True)
+    params: list[tuple[ast.arg, ast.expr | None, str]] = list(
+        zip(positional, defaults, [""] * len(positional), strict=True)
     )
     if args.vararg is not None:
-        params.append((args.vararg, None, True))
-    params.extend(
-        zip(args.kwonlyargs, args.kw_defaults, [False] * len(args.kwonlyargs), strict=True)
-    )
+        params.append((args.vararg, None, "*"))
+    params.extend(zip(args.kwonlyargs, args.kw_defaults, [""] * len(args.kwonlyargs), strict=True))
     if args.kwarg is not None:
-        params.append((args.kwarg, None, True))
+        params.append((args.kwarg, None, "**"))
     return [
         _Param(arg.arg, position, arg, default, variadic)
         for position, (arg, default, variadic) in enumerate(params)
@@ -1955,6 +2206,7 @@ def _fast_schema(
     values = _Values(context, slow=False)
     reader = _TypeReader(context, values)
     default_scope = _Scope(context, func.lineno)
+    variadic_collections = _prefect_rules().variadic_collections
     properties: dict[str, Any] = {}
     required: list[str] = []
     for param, annotation in zip(params, annotations, strict=True):
@@ -1964,6 +2216,7 @@ def _fast_schema(
         if name[0] == "_" or name in _RESERVED_FOR_VALIDATION:
             problems.extend(_name_warnings(param))
         type_schema: dict[str, Any] = {}
+        known = True
         if annotation.source is not None:
             try:
                 if annotation.error is not None:
@@ -1972,9 +2225,19 @@ def _fast_schema(
             except (_UnknownError, _UnboundError, _PrefectAnyError) as exc:
                 problems.append(_type_problem(param, annotation, exc, unbound))
                 type_schema = {}
+                known = False
         has_default = param.default is not None
         encoded: Any = None
-        if param.default is not None:
+        if param.variadic and variadic_collections:
+            # process_v2_params: list[T] = [] and dict[str, T] = {}. Where T is a type
+            # pydantic cannot describe, the CheckParameter step makes the whole type Any.
+            if known and param.variadic == "*":
+                type_schema = {"items": type_schema, "type": "array"}
+            elif known:
+                type_schema = _dict_schema({"type": "string"}, type_schema)
+            has_default = True
+            encoded = [] if param.variadic == "*" else {}
+        elif param.default is not None:
             try:
                 value = values.eval(param.default, default_scope)
                 if value is Ellipsis:
@@ -2011,11 +2274,26 @@ def _fast_schema(
     schema: dict[str, Any] = {"title": "Parameters", "type": "object", "properties": properties}
     if required:
         schema["required"] = required
+    if reader.definitions:
+        # Shared between flows (cached per class definition): each schema gets a copy.
+        definitions = reader.definitions
+        schema["definitions"] = {
+            name: _copy_json(definitions[name]) for name in sorted(definitions)
+        }
     return schema, problems
+
+
+def _copy_json(value: Any) -> Any:
+    if type(value) is dict:
+        return {key: _copy_json(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_copy_json(item) for item in value]
+    return value
 
 
 def _open_schema(params: list[_Param], descriptions: dict[str, str]) -> dict[str, Any]:
     """Every parameter open: what is left when nothing about the types can be trusted."""
+    variadic_collections = _prefect_rules().variadic_collections
     properties: dict[str, Any] = {}
     required: list[str] = []
     for param in params:
@@ -2024,9 +2302,11 @@ def _open_schema(params: list[_Param], descriptions: dict[str, str]) -> dict[str
         prop: dict[str, Any] = {"title": param.name, "position": param.position}
         if descriptions.get(param.name):
             prop["description"] = descriptions[param.name]
-        properties[param.name] = dict(sorted(prop.items()))
-        if param.default is None:
+        if param.variadic and variadic_collections:
+            prop["default"] = [] if param.variadic == "*" else {}
+        elif param.default is None:
             required.append(param.name)
+        properties[param.name] = dict(sorted(prop.items()))
     schema: dict[str, Any] = {"title": "Parameters", "type": "object", "properties": properties}
     if required:
         schema["required"] = required
@@ -2057,7 +2337,7 @@ def _create_v2_schema(name: str, fields: dict[str, Any]) -> dict[str, Any]:
     from pydantic import PydanticUndefinedAnnotation, TypeAdapter
     from pydantic.errors import PydanticUserError
 
-    model = pydantic.create_model(  # type: ignore[call-overload]
+    model = pydantic.create_model(
         name, __config__=pydantic.ConfigDict(arbitrary_types_allowed=True), __base__=None, **fields
     )
     try:
@@ -2097,9 +2377,11 @@ def _pydantic_schema(
     values = _Values(context, slow=True)
     default_scope = _Scope(context, func.lineno)
     prefect_scope = _Scope(None)
+    variadic_collections = _prefect_rules().variadic_collections
     fields: dict[str, Any] = {}
     for param, annotation in zip(params, annotations, strict=True):
         type_: Any = typing.Any
+        known = True
         if annotation.source is not None:
             try:
                 if annotation.error is not None:
@@ -2107,9 +2389,11 @@ def _pydantic_schema(
                 assert annotation.node is not None
                 type_ = _type_object(annotation.node, annotation.scope, context, prefect_scope)
             except (_UnknownError, _UnboundError, _PrefectAnyError) as exc:
+                known = False
                 if param.name not in ("self", "cls"):
                     problems.append(_type_problem(param, annotation, exc, unbound))
             except Exception as exc:  # typing refusing the arguments, say: so would Python
+                known = False
                 if param.name not in ("self", "cls"):
                     reason = f"cannot be built ({type(exc).__name__}: {exc})"
                     problems.append(_prefect_any_warning(param, annotation.source, reason))
@@ -2134,6 +2418,7 @@ def _pydantic_schema(
             name, alias = param.name, None
         existing = default if isinstance(default, FieldInfo) else None
         default_value = existing.default if existing else default
+        description: str | None
         if existing and existing.description:
             description = existing.description
         else:
@@ -2142,6 +2427,14 @@ def _pydantic_schema(
         if existing and isinstance(existing.json_schema_extra, dict):
             extra.update(existing.json_schema_extra)
         extra.setdefault("position", param.position)
+        if param.variadic and variadic_collections:
+            # As in the fast path, a type we could not read stays Any (an open schema).
+            if param.variadic == "*":
+                type_ = list[type_] if known else type_
+                default_value = []
+            else:
+                type_ = dict[str, type_] if known else type_
+                default_value = {}
         field = pydantic.Field(
             default=... if default_value is _UNSET else default_value,
             title=param.name,

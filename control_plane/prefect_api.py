@@ -91,22 +91,24 @@ class DeploymentsAPI(Protocol):
 
 
 def remember_timezone_list() -> None:
-    """Let Prefect's schedule validation read the IANA zone list from disk once, not per call.
+    """Let Prefect 3.8's schedule validation read the IANA zone list from disk once, not per call.
 
-    Every `CronSchedule`/`IntervalSchedule`/`RRuleSchedule` Prefect validates calls
-    `zoneinfo.available_timezones()` (via `prefect._internal.schemas.validators.
-    get_timezones`), which walks the whole tz database: ~5 ms here, several times per
-    deployment read or written, most of a reconcile's client time at a few hundred
-    deployments. The list cannot change while this process runs, so it is cached in this
-    process only. A Prefect without that function is left as it is.
+    Needed on Prefect 3.8 only. There every `CronSchedule`/`IntervalSchedule`/`RRuleSchedule`
+    Prefect validates calls `zoneinfo.available_timezones()` (via `prefect._internal.schemas.
+    validators.get_timezones`), which walks the whole tz database: ~5 ms here, several
+    times per deployment read or written, most of a reconcile's client time at a few
+    hundred deployments. The list cannot change while this process runs, so it is cached
+    in this process only. Prefect 3.9 caches `prefect.types._datetime.get_timezones`
+    itself (`@cache`), and validators uses that function: there this is a no-op, as it is
+    with a Prefect that has no such function. Drop it with Prefect 3.8.
     """
     try:
         from prefect._internal.schemas import validators
     except ImportError:
         return
     current = getattr(validators, "get_timezones", None)
-    if callable(current) and not hasattr(current, "cache_info"):
-        validators.get_timezones = functools.cache(current)
+    if callable(current) and not hasattr(current, "cache_info"):  # 3.8: not cached
+        validators.get_timezones = functools.cache(current)  # type: ignore[attr-defined]
 
 
 def _schedule_object(schedule: dict[str, Any]) -> Any:
@@ -149,7 +151,7 @@ def schedule_creates(schedules: Sequence[dict[str, Any]]) -> list[DeploymentSche
 
 
 def _dump_schedule(model: Any) -> dict[str, Any]:
-    data = model.model_dump(mode="json", include=SCHEDULE_FIELDS)
+    data: dict[str, Any] = model.model_dump(mode="json", include=SCHEDULE_FIELDS)
     data.setdefault("parameters", {})
     data["parameters"] = data.get("parameters") or {}
     data.setdefault("active", True)
@@ -637,7 +639,8 @@ class PrefectDeployments:
                     slug=create.slug,
                     max_scheduled_runs=create.max_scheduled_runs,
                     # unset: the server keeps a schedule's flag (a UI pause) or makes it active
-                    **({"active": False} if entry.get("active") is False else {}),
+                    # (mypy checks a **dict[str, bool] against every keyword)
+                    **({"active": False} if entry.get("active") is False else {}),  # type: ignore[arg-type]
                 )
                 for entry, create in zip(
                     spec.schedules, schedule_creates(spec.schedules), strict=True

@@ -42,7 +42,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from control_plane.errors import Problem, Severity
+from control_plane.errors import DeployManagerError, Problem, Severity
 
 # prefect.utilities.templating.PLACEHOLDER_CAPTURE_REGEX: what Prefect substitutes.
 PLACEHOLDER = re.compile(r"({{\s*([\w\.\-\[\]$]+)\s*}})")
@@ -582,10 +582,10 @@ def _value_at(data: Any, path: tuple[Any, ...]) -> Any:
 def _cron_is_valid() -> Callable[[str], bool]:
     """Prefect's own cron check: `is_valid` of the croniter Prefect vendors.
 
-    Prefect 3.8 validates cron strings with `prefect._vendor.croniter` (not cronsim).
-    Importing it as `prefect._vendor...` would run `prefect/__init__` (2.5 s), so the one
-    vendored file, which needs only the standard library, dateutil and pytz, is loaded
-    from its path. Without Prefect installed, cronsim stands in.
+    Prefect (3.8, 3.9) validates cron strings with `prefect._vendor.croniter` (not
+    cronsim). Importing it as `prefect._vendor...` would run `prefect/__init__` (2.5 s), so
+    the one vendored file, which needs only the standard library, dateutil and pytz, is
+    loaded from its path. There is no stand-in: another parser would accept other strings.
     """
     spec = importlib.util.find_spec("prefect")
     for location in (spec.submodule_search_locations or []) if spec else []:
@@ -603,17 +603,11 @@ def _cron_is_valid() -> Callable[[str], bool]:
             continue
         is_valid: Callable[[str], bool] = module.croniter.is_valid
         return is_valid
-
-    from cronsim import CronSim, CronSimError
-
-    def cronsim_is_valid(expression: str) -> bool:
-        try:
-            CronSim(expression, datetime(2020, 1, 1))
-        except CronSimError:
-            return False
-        return True
-
-    return cronsim_is_valid
+    raise DeployManagerError(
+        "deploy-manager checks cron schedules with the croniter Prefect vendors "
+        "(prefect/_vendor/croniter/croniter.py), which the Prefect installed here does not "
+        "have; install the Prefect deploy-manager declares (uv sync)"
+    )
 
 
 def cron_is_valid(expression: str) -> bool:
@@ -662,10 +656,8 @@ def _zoneinfo_names() -> frozenset[str]:
 @functools.cache
 def _pytz_names() -> frozenset[str]:
     # prefect.client.schemas.schedules.is_valid_timezone: the list for rrule schedules
-    try:
-        import pytz
-    except ImportError:
-        return _zoneinfo_names()
+    import pytz
+
     return frozenset(pytz.all_timezones)  # all_timezones_set is lazy: iterating it finds nothing
 
 

@@ -114,7 +114,9 @@ async def fetch_checkout(block_name: str, ref: str | None = None) -> Checkout:
     commit = run_git(["rev-parse", "HEAD"], directory)
     if sha and not commit.startswith(sha):
         raise ConfigError(f"ref {sha!r} resolved to {commit}; pass the commit's full sha")
-    branch = run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], directory, check=False)
+    branch: str | None = run_git(
+        ["symbolic-ref", "--quiet", "--short", "HEAD"], directory, check=False
+    )
     if not branch:
         # a tag (or a sha on the block's branch): map environments by the name asked for
         branch = (ref if ref and not sha else block.reference) or None

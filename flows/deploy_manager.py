@@ -18,7 +18,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Completed, Failed, State
+from prefect.client.schemas.objects import State
+from prefect.states import Completed, Failed
 
 from control_plane.discovery import Discovery, discover
 from control_plane.errors import TransientError
@@ -162,7 +163,8 @@ async def _run_change(task_fn: Any, change: Change, limit: WriteLimit) -> Outcom
             change, return_state=True
         )
     try:
-        return await state.aresult()
+        outcome: Outcome = await state.aresult()
+        return outcome
     except Exception as exc:
         return Outcome(
             deployment=change.name, action=change.action, status="failed",
@@ -250,7 +252,8 @@ async def _apply(plan: Plan, options: ReconcileOptions) -> tuple[list[Outcome], 
     changes = register_changes(plan)
     outcomes: list[Outcome] = []
     for pool in plan.pools:
-        state = await create_work_pool.with_options(task_run_name=f"create-work-pool[{pool.name}]")(
+        # Prefect's Task.__call__ overloads do not model an async task with return_state.
+        state = await create_work_pool.with_options(task_run_name=f"create-work-pool[{pool.name}]")(  # type: ignore[misc]
             pool, return_state=True
         )
         if state.is_completed():

@@ -8,11 +8,13 @@ The oracle is Prefect itself: each snippet is written to a module, imported, wra
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import importlib.util
 import json
 import subprocess
 import sys
 import textwrap
+import typing
 import uuid
 import warnings
 from pathlib import Path
@@ -231,6 +233,35 @@ EXACT_CASES: list[tuple[str, str]] = [
         """,
     ),
     (
+        "local-classes-inside-other-types",
+        """
+        import dataclasses
+        import enum
+        from typing import Optional, Union
+        from pydantic import BaseModel
+        class Color(str, enum.Enum):
+            RED = "red"
+            GREEN = "green"
+        class Shape(enum.Enum):
+            '''A shape.'''
+            DOT = (0, 0)
+            LINE = (1, 0)
+        class Point(BaseModel):
+            x: int = 0
+            color: Color = Color.GREEN
+        @dataclasses.dataclass
+        class Box:
+            corner: Point
+            shape: Shape = Shape.DOT
+        def f(by_color: dict[Color, Point] = {}, pair: tuple[Color, int] = (Color.RED, 1),
+              colors: set[Color] = {Color.RED, Color.GREEN}, boxes: Optional[list[Box]] = None,
+              shape: Shape = Shape.LINE, either: Union[Point, Box, None] = None,
+              shapes: frozenset[Shape] = frozenset({Shape.DOT, Shape.LINE}),
+              nested: dict[str, list[Optional[Color]]] = {"a": [Color.RED, None]}):
+            pass
+        """,
+    ),
+    (
         "plain-class-in-file",
         """
         class Handle:
@@ -355,6 +386,59 @@ EXACT_CASES: list[tuple[str, str]] = [
         """,
     ),
     ("annotated-varargs", "def f(*args: int, **kwargs: str): pass"),
+    # Prefect 3.9 made variadics optional collections (list[T] = [], dict[str, T] = {});
+    # 3.8 kept T and made them required. The cases below differ between the two.
+    (
+        "varargs-of-generic-types",
+        """
+        from typing import Any, Optional
+        def f(x: int = 1, *rest: Optional[list[int]], **options: dict[str, Any]):
+            pass
+        """,
+    ),
+    (
+        "varargs-of-enum-and-model",
+        """
+        import enum
+        from pydantic import BaseModel
+        class Color(str, enum.Enum):
+            RED = "red"
+        class Point(BaseModel):
+            x: int = 0
+        def f(*colors: Color, **points: Point):
+            pass
+        """,
+    ),
+    (
+        "varargs-with-descriptions",
+        '''
+        def f(a: int, *items: str, **extra: float):
+            """Summary.
+
+            Args:
+                a: first
+                items: the rest
+                extra: named ones
+            """
+        ''',
+    ),
+    (
+        "varargs-prefect-cannot-describe",
+        """
+        from typing import Callable
+        def f(*hooks: Callable, **named_hooks: Callable[[int], int]):
+            pass
+        """,
+    ),
+    (
+        "varargs-quoted-and-future",
+        """
+        from __future__ import annotations
+        import datetime
+        def f(*when: datetime.date, **labels: "str | None"):
+            pass
+        """,
+    ),
     (
         "keyword-only",
         """
@@ -803,6 +887,12 @@ def prefect_schema(source: str, tmp_path: Path) -> dict[str, Any]:
     import prefect
     from prefect.utilities.callables import parameter_schema
 
+    # typing caches Union[...] by its arguments' set: Optional[Union[int, str]] comes back
+    # as Union[str, int, None] if any code in this process made that one first (a flow run
+    # of another test does). A `prefect deploy` process starts with empty caches; so does
+    # the oracle. (Private, test-only: typing keeps its caches' clear functions there.)
+    for clear in typing._cleanups:  # type: ignore[attr-defined]
+        clear()
     name = f"signature_{uuid.uuid4().hex}"
     path = tmp_path / f"{name}.py"
     path.write_text(source, encoding="utf-8")
@@ -821,6 +911,14 @@ def prefect_schema(source: str, tmp_path: Path) -> dict[str, Any]:
         del sys.modules[name]
     # Deployments send the schema as JSON (DeploymentCreate.model_dump(mode="json")).
     return json.loads(json.dumps(schema))
+
+
+def test_the_oracle_is_the_prefect_whose_rules_discovery_follows() -> None:
+    import prefect
+
+    # Discovery reads the version from the metadata (it never imports Prefect); the oracle
+    # is the Prefect that imports. A run against another Prefect must not mix the two.
+    assert prefect.__version__ == importlib.metadata.version("prefect")
 
 
 def our_schema(source: str) -> tuple[dict[str, Any], list[SchemaWarning]]:
@@ -869,6 +967,10 @@ EXACT_CASE_WARNINGS: dict[str, list[str]] = {
     "quoted-type-checking-name-without-future": [
         "parameter 'a': Prefect cannot evaluate this flow's annotations",
         "parameter 'b': Prefect cannot evaluate this flow's annotations",
+    ],
+    "varargs-prefect-cannot-describe": [
+        "parameter 'hooks': type 'Callable' is a type pydantic cannot describe",
+        "parameter 'named_hooks': type 'Callable[[int], int]' is a type pydantic cannot describe",
     ],
     "bare-typing-forms": [
         "parameter 'a': type 'typing.Optional' is a bare Optional",
@@ -1022,6 +1124,57 @@ def test_warning_points_at_the_parameter_line() -> None:
     assert problems[0].message.endswith(
         "its schema cannot be known without running code, so the parameter accepts any value"
     )
+
+
+# The schema of a class defined in a file is made once per definition and reused by every
+# file with the same definition. These files share class text but not its meaning (a
+# constant, a nested class, an import or a base differs), or define a name twice: each
+# must still get exactly what Prefect stores for it, in one process, in this order.
+SHARED_DEFINITION_TEMPLATE = """
+import enum
+from pydantic import BaseModel
+FIRST = {first!r}
+Size = {size}
+class Mode(str, enum.Enum):
+    FULL = FIRST
+    DELTA = "delta"
+{options}
+def f(mode: Mode = Mode.FULL, options: Options | None = None, modes: list[Mode] = []):
+    pass
+"""
+OPTIONS = """
+class Options(BaseModel):
+    mode: Mode = Mode.FULL
+    size: Size = 10
+"""
+SHARED_DEFINITION_FILES = [
+    SHARED_DEFINITION_TEMPLATE.format(first="full", size="int", options=OPTIONS),
+    # a constant the enum uses differs: the model's text is the same, its meaning is not
+    SHARED_DEFINITION_TEMPLATE.format(first="everything", size="int", options=OPTIONS),
+    # so does a type alias the model uses
+    SHARED_DEFINITION_TEMPLATE.format(first="full", size="float", options=OPTIONS),
+    # a quoted field type
+    SHARED_DEFINITION_TEMPLATE.format(
+        first="full", size="int", options=OPTIONS.replace("mode: Mode", 'mode: "Mode"')
+    ),
+    # a class name bound twice
+    SHARED_DEFINITION_TEMPLATE.format(
+        first="full", size="int", options=OPTIONS + OPTIONS.replace("FULL", "DELTA")
+    ),
+    # the first file again
+    SHARED_DEFINITION_TEMPLATE.format(first="full", size="int", options=OPTIONS),
+]
+
+
+def test_files_sharing_a_class_definition_each_get_their_own_schema(tmp_path: Path) -> None:
+    for index, source in enumerate(SHARED_DEFINITION_FILES):
+        expected = prefect_schema(source, tmp_path)
+
+        schema, problems = our_schema(source)
+
+        assert (index, schema) == (index, expected)
+        assert json.dumps(schema) == json.dumps(expected)
+        assert problems == []
 
 
 def test_class_bodies_are_never_run(tmp_path: Path) -> None:
