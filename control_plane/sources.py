@@ -28,10 +28,10 @@ class Checkout:
     credentials_block: str | None = None  # GitHubCredentials block the remote needs
 
 
-def run_git(args: list[str], cwd: Path, *, check: bool = True) -> str:
-    """Run git and return its stdout; translate failures into our errors."""
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run git; a missing git or a hung one becomes our error, the rest is the caller's."""
     try:
-        completed = subprocess.run(
+        return subprocess.run(
             ["git", *args],
             cwd=cwd,
             capture_output=True,
@@ -43,22 +43,21 @@ def run_git(args: list[str], cwd: Path, *, check: bool = True) -> str:
         raise ConfigError("git is not installed; install git (e.g. apt-get install git)") from exc
     except subprocess.TimeoutExpired as exc:
         raise TransientError(f"git {' '.join(args[:2])} timed out after 300 s") from exc
+
+
+def run_git(args: list[str], cwd: Path, *, check: bool = True) -> str:
+    """Run git and return its stdout; translate failures into our errors."""
+    completed = _git(args, cwd)
     if check and completed.returncode != 0:
         raise TransientError(f"git {' '.join(args)} failed: {completed.stderr.strip()[-500:]}")
-    return completed.stdout.strip()
+    return completed.stdout.strip() if completed.returncode == 0 else ""
 
 
 def read_local_checkout(path: Path, source: str | None = None) -> Checkout:
     """The commit and branch of a directory; a plain directory has neither."""
     path = path.resolve()
     name = source or path.name
-    inside = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"],
-        cwd=path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    inside = _git(["rev-parse", "--show-toplevel"], path)
     if inside.returncode != 0 or Path(inside.stdout.strip()).resolve() != path:
         return Checkout(path=path, source=name, commit=None, branch=None)
     commit = run_git(["rev-parse", "HEAD"], path, check=False) or None
@@ -101,10 +100,7 @@ async def fetch_checkout(block_name: str, ref: str | None = None) -> Checkout:
             f"failed: {exc}"
         ) from exc
     if sha:
-        fetched = subprocess.run(
-            ["git", "fetch", "--quiet", "--depth", "1", "origin", sha],
-            cwd=directory, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        fetched = _git(["fetch", "--quiet", "--depth", "1", "origin", sha], directory)
         if fetched.returncode != 0:
             raise ConfigError(
                 f"commit {sha} cannot be fetched from {block.repository_url}: "
