@@ -12,7 +12,6 @@ import contextlib
 import functools
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -153,11 +152,6 @@ def _read_state(desired: Any) -> Any:
     return asyncio.run(read())
 
 
-def _block_name(path_or_url: str) -> str:
-    stem = path_or_url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
-    return re.sub(r"[^a-z0-9-]+", "-", stem.lower()).strip("-") or "repository"
-
-
 def _repository_url(path_or_url: str) -> str:
     if "://" in path_or_url or path_or_url.startswith("git@"):
         return path_or_url
@@ -170,12 +164,6 @@ def _repository_url(path_or_url: str) -> str:
     return str(path)
 
 
-async def _save_repository_block(name: str, url: str) -> None:
-    from prefect_github import GitHubRepository
-
-    await GitHubRepository(repository_url=url).asave(name, overwrite=True)
-
-
 async def run_apply(
     source: str,
     *,
@@ -185,12 +173,14 @@ async def run_apply(
     prune: bool = True,
     force_prune: bool = False,
     only: Sequence[str] = (),
+    repository_url: str | None = None,
 ) -> tuple[Any, Any]:
     """Run the deploy-manager flow in this process; return (report, flow run state)."""
     from flows.deploy_manager import deploy_manager
 
     state = await deploy_manager(
         source=source,
+        repository_url=repository_url,
         ref=ref,
         environment=environment,
         dry_run=dry_run,
@@ -215,15 +205,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     import asyncio
 
     from control_plane.reconcile import Report, render_report_table
+    from control_plane.sources import choose_source
 
-    if not args.path_or_url and not args.source:
-        raise ConfigError("give a repository path or URL, or --source BLOCK_NAME")
-    source = args.source or _block_name(args.path_or_url)
-    if args.path_or_url:
-        asyncio.run(_save_repository_block(source, _repository_url(args.path_or_url)))
+    url = _repository_url(args.path_or_url) if args.path_or_url else None
+    choice = asyncio.run(
+        choose_source(url, args.source, update=args.update_source, dry_run=args.dry_run)
+    )
+    if choice.saved:
+        print(f"deploy-manager: {choice.saved} the source block {choice.name!r} -> {url}",
+              file=sys.stderr)  # fmt: skip
     report, state = asyncio.run(
         run_apply(
-            source,
+            choice.name,
+            repository_url=choice.repository_url,
             ref=args.ref,
             environment=args.environment,
             dry_run=args.dry_run,
@@ -276,7 +270,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         None,
         None,
     )
-    args.dry_run = args.no_prune = args.force_prune = args.json = False
+    args.dry_run = args.no_prune = args.force_prune = args.json = args.update_source = False
     args.only = None
     status = cmd_apply(args)
     print(
@@ -321,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     apply = sub.add_parser("apply", help="reconcile the Prefect server with a repository")
     apply.add_argument("path_or_url", nargs="?", help="git repository path or URL")
     apply.add_argument("--source", help="GitHubRepository block to use (or to create)")
+    apply.add_argument(
+        "--update-source",
+        action="store_true",
+        help="re-point an existing --source block at PATH_OR_URL (never done silently)",
+    )
     apply.add_argument("--ref", help="branch, tag or commit sha (default: the block's)")
     apply.add_argument("--environment", help="environment, overriding the branch mapping")
     apply.add_argument("--dry-run", action="store_true", help="plan and report only")

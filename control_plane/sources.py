@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from control_plane.errors import ConfigError, TransientError
 
@@ -73,21 +74,102 @@ def is_commit_sha(ref: str) -> bool:
     return bool(SHA_PATTERN.match(ref))
 
 
-async def fetch_checkout(block_name: str, ref: str | None = None) -> Checkout:
+def block_name_for(path_or_url: str) -> str:
+    """The source name a path or URL gets by default: its last part, as a block name."""
+    stem = path_or_url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    return re.sub(r"[^a-z0-9-]+", "-", stem.lower()).strip("-") or "repository"
+
+
+def _suggested_name(url: str) -> str:
+    parts = [p for p in re.split(r"[/:]", url.rstrip("/").removesuffix(".git")) if p]
+    return block_name_for("-".join(parts[-2:])) if len(parts) > 1 else f"{block_name_for(url)}-2"
+
+
+async def _load_repository_block(name: str) -> Any | None:
+    from prefect_github import GitHubRepository
+
+    try:
+        return await GitHubRepository.aload(name)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class SourceChoice:
+    """Which source a CLI apply reconciles, and what (if anything) it wrote to get it."""
+
+    name: str  # the GitHubRepository block's name
+    repository_url: str | None = None  # clone this instead of the block's URL (not saved)
+    saved: str | None = None  # "created" / "re-pointed" when the block was written
+
+
+async def choose_source(
+    url: str | None, name: str | None, *, update: bool = False, dry_run: bool = False
+) -> SourceChoice:
+    """The source for `apply [PATH_OR_URL] [--source NAME] [--update-source] [--dry-run]`.
+
+    A source's identity is its block: an existing block is used as it is, never silently
+    re-pointed at another repository (two folders called `etl` must not prune each
+    other's deployments) and never rewritten (its credentials and reference stay). It is
+    re-pointed only with `--update-source`. A dry run writes no block: it clones the URL
+    from an unsaved block instead.
+    """
+    from prefect_github import GitHubRepository
+
+    if url is None and name is None:
+        raise ConfigError("give a repository path or URL, or --source BLOCK_NAME")
+    name = name or block_name_for(str(url))
+    existing = await _load_repository_block(name)
+    if existing is None:
+        if url is None:
+            raise ConfigError(
+                f"no GitHubRepository block named {name!r}: create it in the UI (Blocks -> "
+                "GitHub Repository) or give the repository: deploy-manager apply PATH_OR_URL"
+            )
+        if dry_run:
+            return SourceChoice(name, repository_url=url)
+        await GitHubRepository(repository_url=url).asave(name)
+        return SourceChoice(name, saved="created")
+    if url is None or existing.repository_url == url:
+        return SourceChoice(name)
+    if not update:
+        raise ConfigError(
+            f"the source {name!r} is the GitHubRepository block for {existing.repository_url}, "
+            f"not {url}; its deployments belong to that repository. Name this one "
+            f"differently (--source {_suggested_name(url)}), or re-point {name!r} at it "
+            "with --update-source (its deployments then follow the new repository)"
+        )
+    if dry_run:
+        return SourceChoice(name, repository_url=url)
+    existing.repository_url = url
+    await existing.asave(name, overwrite=True)
+    return SourceChoice(name, saved="re-pointed")
+
+
+async def fetch_checkout(
+    block_name: str, ref: str | None = None, repository_url: str | None = None
+) -> Checkout:
     """Clone the source through its `GitHubRepository` block, at `ref` (branch, tag or sha).
 
     The block clones `--depth 1 -b <reference>`, which takes a branch or a tag only; a
     sha is fetched and checked out here after cloning the block's own reference.
+    `repository_url` clones that URL instead (through an unsaved copy of the block, or a
+    new unsaved block): a dry run of a source that is not saved as it will be.
     """
     from prefect_github import GitHubRepository
 
-    try:
-        block = await GitHubRepository.aload(block_name)
-    except ValueError as exc:
+    block = await _load_repository_block(block_name)
+    if repository_url is not None:
+        block = (
+            GitHubRepository(repository_url=repository_url)
+            if block is None
+            else block.model_copy(update={"repository_url": repository_url})
+        )
+    if block is None:
         raise ConfigError(
             f"no GitHubRepository block named {block_name!r}: create it in the UI "
             "(Blocks -> GitHub Repository) or with `deploy-manager apply PATH_OR_URL`"
-        ) from exc
+        )
     sha = ref if ref and is_commit_sha(ref) else None
     if ref and not sha:
         block = block.model_copy(update={"reference": ref})

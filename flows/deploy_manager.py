@@ -66,8 +66,8 @@ def _artifact_key(kind: str, source: str) -> str:
     retry_delay_seconds=2,
     retry_condition_fn=_retry_transient,
 )
-async def fetch_source(source: str, ref: str | None) -> Checkout:
-    return await fetch_checkout(source, ref)
+async def fetch_source(source: str, ref: str | None, repository_url: str | None = None) -> Checkout:
+    return await fetch_checkout(source, ref, repository_url)
 
 
 @task(name="discover-flows", task_run_name="discover-flows", cache_policy=NO_CACHE)
@@ -195,6 +195,7 @@ async def deploy_manager(
     prune: bool = True,
     force_prune: bool = False,
     only: list[str] | None = None,
+    repository_url: str | None = None,
 ) -> Report:
     """Make the Prefect deployments match a git repository at one commit.
 
@@ -206,6 +207,8 @@ async def deploy_manager(
         prune: Delete managed deployments whose flow or prefect.yaml entry left the repository.
         force_prune: Prune even when more than the policy's fraction would be deleted.
         only: Limit the run to flows or deployments matching these globs.
+        repository_url: Clone this URL instead of the block's (unsaved; for a dry run of a
+            repository whose block does not exist or would be re-pointed).
     """
     from prefect.concurrency.asyncio import concurrency
 
@@ -216,17 +219,22 @@ async def deploy_manager(
         force_prune=force_prune,
         only=tuple(only or ()),
     )
-    checkout = await fetch_source(source, ref or None)
+    checkout = await fetch_source(source, ref or None, repository_url or None)
     try:
         discovery = discover_flows(checkout)
         desired = build_desired(checkout, discovery, options)
-        lock = _artifact_key("lock", source)
-        await _ensure_lock(lock)
-        # One reconcile of a source at a time: the plan must see what the last one wrote.
-        async with concurrency(lock, occupy=1, strict=True):
+        if dry_run:  # reads only: no lock to create or hold
             state = await read_live_deployments(desired)
             plan = await plan_changes(desired, state, checkout, options)
             outcomes, notes = await _apply(plan, options)
+        else:
+            lock = _artifact_key("lock", source)
+            await _ensure_lock(lock)
+            # One reconcile of a source at a time: the plan must see what the last one wrote.
+            async with concurrency(lock, occupy=1, strict=True):
+                state = await read_live_deployments(desired)
+                plan = await plan_changes(desired, state, checkout, options)
+                outcomes, notes = await _apply(plan, options)
         report = build_report(
             plan, outcomes, checkout, desired, ref=ref, dry_run=dry_run, notes=notes
         )
