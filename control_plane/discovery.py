@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -30,7 +29,7 @@ from typing import Any
 
 from control_plane.environments import CONFIG_FILE, RepositoryConfig, read_repository_config
 from control_plane.errors import Problem
-from control_plane.files import iter_repository_files
+from control_plane.files import is_repository_file, iter_repository_files, read_repository_bytes
 from control_plane.parameters import ModuleContext, build_parameter_schema
 from control_plane.prefect_yaml import DeclaredDeployment, PrefectYamlFile, parse_prefect_yaml
 
@@ -674,7 +673,7 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
     unnamed: dict[str, Problem] = {}
     for rel in files.python:
         try:
-            source = (root / rel).read_bytes()
+            source = read_repository_bytes(root, rel)
         except OSError as exc:
             problems.append(Problem(rel, 0, "unreadable-file", str(exc), "check permissions"))
             continue
@@ -738,7 +737,7 @@ def _dependency_files(root: Path, python_files: Iterable[str]) -> set[str]:
     for directory in directories:
         for kind in DEPENDENCY_FILES:
             rel = f"{directory}/{kind}" if directory else kind
-            if os.path.isfile(root / rel):
+            if is_repository_file(root, rel):
                 found.add(rel)
     return found
 
@@ -777,7 +776,7 @@ class _ImportGraph:
     def _read(self, rel: str) -> bytes:
         if rel not in self._texts:
             try:
-                self._texts[rel] = (self.root / rel).read_bytes()
+                self._texts[rel] = read_repository_bytes(self.root, rel)
             except OSError:
                 self._texts[rel] = b""
         return self._texts[rel]
@@ -1055,7 +1054,7 @@ def _mentioned_in_broken_yaml(yaml_files: tuple[PrefectYamlFile, ...], root: Pat
         if not any(p.severity == "error" for p in yaml_file.problems):
             continue
         try:
-            text = (root / yaml_file.path).read_text(encoding="utf-8", errors="replace")
+            text = read_repository_bytes(root, yaml_file.path).decode("utf-8", "replace")
         except OSError:
             continue
         base = PurePosixPath(yaml_file.path).parent

@@ -22,9 +22,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from control_plane.errors import ConfigError, Problem
+from control_plane.files import DEFAULT_PREFECT_FILES, OutsideRepositoryError, read_repository_bytes
 
 CONFIG_FILE = "deploy-manager.yaml"
-DEFAULT_PREFECT_FILES = ("prefect.yaml", "prefect.yml")
 NAME_PATTERN_FIELDS = ("name", "flow", "environment", "branch")
 
 
@@ -268,10 +268,25 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...], raw_envs: Any) -> int
 def read_repository_config(root: Path) -> tuple[RepositoryConfig, tuple[Problem, ...]]:
     """The repository's config, or the defaults with a problem when the file is bad."""
     path = root / CONFIG_FILE
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         return RepositoryConfig(), ()
     try:
-        return parse_repository_config(path.read_text(encoding="utf-8")), ()
+        text = read_repository_bytes(root, CONFIG_FILE).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        outside = isinstance(exc, OutsideRepositoryError)
+        return RepositoryConfig(), (
+            Problem(
+                file=CONFIG_FILE,
+                line=0,
+                code="invalid-config",
+                message=str(exc) if outside else f"cannot read {CONFIG_FILE}: {exc}",
+                remedy="replace the link with the file itself"
+                if outside
+                else "make it a readable UTF-8 file",
+            ),
+        )
+    try:
+        return parse_repository_config(text), ()
     except ConfigError as exc:
         message = str(exc)
         line_match = re.match(rf"{re.escape(CONFIG_FILE)}:(\d+):", message)

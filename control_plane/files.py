@@ -6,7 +6,9 @@ depth) and the root `.prefectignore` exclude, and the `exclude` globs of
 `deploy-manager.yaml`. Symlinks are never followed out of the repository. The prefect.yaml
 files are those the `prefect_files` patterns match (default: prefect.yaml and prefect.yml at
 any depth); other files named like one (prefect.dev.yaml, prefect-prod.yml) are listed
-apart, so that discovery can say they are not read.
+apart, so that discovery can say they are not read. Every file of the checkout that
+deploy-manager reads goes through `read_repository_bytes`, which refuses a path that
+leads out of the checkout (config, ignore files, dependency files, everything).
 
 This module reads directory listings and ignore files; it does not parse Python or YAML.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import pathspec
 
-from control_plane.environments import DEFAULT_PREFECT_FILES
+DEFAULT_PREFECT_FILES = ("prefect.yaml", "prefect.yml")
 
 # Directories nobody wants scanned for flows, whatever their ignore files say.
 ALWAYS_SKIPPED_DIRS = frozenset(
@@ -54,9 +56,40 @@ class RepositoryFiles:
     unread_prefect_files: tuple[str, ...] = field(default=())  # named like one, not matched
 
 
-def _read_lines(path: Path) -> list[str]:
+class OutsideRepositoryError(OSError):
+    """A path of the checkout that leads out of it through a symbolic link: never read."""
+
+
+def resolve_inside(root: Path, rel: str) -> Path:
+    """`root/rel` with every link followed, or `OutsideRepositoryError` when it leaves `root`.
+
+    A checkout is untrusted input: a link to `/etc/...` or to another checkout must not
+    feed deploy-manager's config, ignore rules, code fingerprints or anything else.
+    """
+    real = (root / rel).resolve()
+    if not real.is_relative_to(root.resolve()):
+        raise OutsideRepositoryError(
+            f"{rel} is a symbolic link (or lies under one) that leads outside the repository; "
+            "it is not read"
+        )
+    return real
+
+
+def read_repository_bytes(root: Path, rel: str) -> bytes:
+    """The bytes of a file of the checkout; never a file outside it."""
+    return resolve_inside(root, rel).read_bytes()
+
+
+def is_repository_file(root: Path, rel: str) -> bool:
     try:
-        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return resolve_inside(root, rel).is_file()
+    except OSError:
+        return False
+
+
+def _read_lines(root: Path, rel: str) -> list[str]:
+    try:
+        return read_repository_bytes(root, rel).decode("utf-8", "replace").splitlines()
     except OSError:
         return []
 
@@ -86,7 +119,7 @@ def iter_repository_files(
     prefect_spec = pathspec.GitIgnoreSpec.from_lines(list(prefect_files))
     specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
     root_spec = _gitignore_spec(
-        _read_lines(root / ".prefectignore") + list(exclude),
+        _read_lines(root, ".prefectignore") + list(exclude),
     )
     if root_spec is not None:
         specs.append(("", root_spec))
@@ -106,7 +139,9 @@ def iter_repository_files(
         return False
 
     def walk(directory: Path, rel_dir: str) -> None:
-        nested = _gitignore_spec(_read_lines(directory / ".gitignore"))
+        nested = _gitignore_spec(
+            _read_lines(root, f"{rel_dir}/.gitignore" if rel_dir else ".gitignore")
+        )
         if nested is not None:
             specs.append((rel_dir, nested))
         try:

@@ -43,6 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from control_plane.errors import DeployManagerError, Problem, Severity
+from control_plane.files import read_repository_bytes
 
 # prefect.utilities.templating.PLACEHOLDER_CAPTURE_REGEX: what Prefect substitutes.
 PLACEHOLDER = re.compile(r"({{\s*([\w\.\-\[\]$]+)\s*}})")
@@ -372,7 +373,7 @@ def parse_prefect_yaml(path: Path, repo_root: Path) -> PrefectYamlFile:
     root = repo_root.absolute()
     rel = Path(os.path.relpath(path.absolute(), root)).as_posix()
     try:
-        raw = path.read_bytes()
+        raw = read_repository_bytes(root, rel)
     except OSError as exc:
         problem = Problem(
             rel,

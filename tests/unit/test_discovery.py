@@ -433,6 +433,57 @@ def test_symlink_out_of_the_repository_is_not_followed(write_repo, tmp_path: Pat
     assert [(p.file, p.code) for p in result.problems] == [("link.py", "symlink-outside-repo")]
 
 
+FLOW = "from prefect import flow\n@flow\ndef {0}(): pass\n"
+# kind of file -> (its path in the repository, what the outside file holds)
+OUTSIDE_FILES = {
+    "deploy-manager.yaml": (
+        "deploy-manager.yaml",
+        "environments:\n  production:\n    branches: ['*']\n    name_pattern: LEAKED-{name}\n",
+    ),
+    "prefect.yaml": ("prefect.yaml", "deployments:\n  - name: LEAKED\n    entrypoint: a.py:a\n"),
+    "nested prefect.yaml": (
+        "sub/prefect.yaml", "deployments:\n  - name: LEAKED\n    entrypoint: ../a.py:a\n",
+    ),
+    ".gitignore": (".gitignore", "hidden/\n"),
+    ".prefectignore": (".prefectignore", "hidden/\n"),
+    "Dockerfile": ("Dockerfile", "FROM LEAKED\n"),
+    "requirements.txt": ("requirements.txt", "LEAKED==1\n"),
+    "pyproject.toml": ("pyproject.toml", "[project]\nname = 'LEAKED'\n"),
+    "a flow file": ("b.py", FLOW.format("leaked")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(OUTSIDE_FILES))
+@pytest.mark.parametrize("via", ["file link", "directory link"])
+def test_no_file_outside_the_checkout_is_ever_read(
+    write_repo, tmp_path: Path, kind: str, via: str
+) -> None:
+    """A link out of the repository feeds nothing: names, ignore rules, code digests."""
+    rel, text = OUTSIDE_FILES[kind]
+    repo = write_repo({"a.py": FLOW.format("a"), "hidden/h.py": FLOW.format("h")})
+    baseline = discover(repo)
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "dir" / Path(rel).name).write_text(text)
+    link = repo / rel
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if via == "file link":
+        os.symlink(outside / "dir" / Path(rel).name, link)
+    else:  # the file lies under a link to an outside directory
+        os.symlink(outside / "dir", repo / "linked")
+        os.symlink(Path("linked") / Path(rel).name if "/" not in rel else
+                   Path("..") / "linked" / Path(rel).name, link)  # fmt: skip
+    result = discover(repo)
+    described = repr((result.flows, result.deployments, result.config))
+    assert "LEAKED" not in described and "leaked" not in described
+    assert sorted(f.name for f in result.flows) == ["a", "h"]
+    assert [f.code_fingerprint for f in result.flows] == [
+        f.code_fingerprint for f in baseline.flows
+    ]
+    assert all(not f.dependencies for f in result.flows)
+    assert any(p.file in (rel, "linked") for p in result.problems)  # said, not silent
+
+
 def test_default_deployments_and_switch(write_repo) -> None:
     repo = write_repo(
         {
