@@ -226,6 +226,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
             only=args.only or (),
         )
     )
+    if isinstance(report, ConfigError):  # the user's to fix: one line, no retry happened
+        print(f"deploy-manager: {report}", file=sys.stderr)
+        return EXIT_USAGE
     if not isinstance(report, Report):
         print(
             f"deploy-manager: the flow run ended {state.type.value}: {state.message}",

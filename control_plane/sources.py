@@ -8,6 +8,7 @@ Fetching a source through a prefect-github `GitHubRepository` block lives here t
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -175,12 +176,64 @@ async def fetch_checkout(
         block = block.model_copy(update={"reference": ref})
     directory = Path(tempfile.mkdtemp(prefix=f"deploy-manager-{block_name}-"))
     try:
+        commit, branch = await _clone(block, directory, ref, sha)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)  # a failed fetch leaves nothing behind
+        raise
+    credentials = None
+    if block.credentials is not None and getattr(block.credentials, "_block_document_name", None):
+        credentials = block.credentials._block_document_name
+    return Checkout(
+        path=directory,
+        source=block_name,
+        commit=commit,
+        branch=branch,
+        remote_url=block.repository_url,
+        credentials_block=credentials,
+    )
+
+
+# git's words for a clone that cannot work as asked: the user's to fix, never retried
+_USER_CLONE_ERRORS = (
+    ("not found in upstream", "ref"),
+    ("Remote branch", "ref"),
+    ("does not exist", "url"),
+    ("not found", "url"),
+    ("Authentication failed", "auth"),
+    ("could not read Username", "auth"),
+    ("Permission denied", "auth"),
+    ("not a git repository", "url"),
+    ("does not appear to be a git repository", "url"),
+)
+
+
+def clone_error(url: str, reference: str | None, message: str) -> Exception:
+    """A failed clone as our error: a missing ref, a wrong URL or refused credentials are
+    the user's (`ConfigError`, one line with the remedy); anything else may be retried."""
+    detail = next(
+        (line.strip() for line in message.splitlines() if "fatal:" in line or "error:" in line),
+        message.strip().splitlines()[-1] if message.strip() else "git clone failed",
+    )
+    where = f"{url} at {reference}" if reference else url
+    for needle, kind in _USER_CLONE_ERRORS:
+        if needle.lower() in message.lower():
+            remedy = {
+                "ref": f"push {reference!r} first, or pass an existing branch or tag (--ref)",
+                "url": "check the repository URL of the source block",
+                "auth": "check the token of the source's GitHubCredentials block",
+            }[kind]
+            return ConfigError(f"cannot clone {where}: {detail}; {remedy}")
+    return TransientError(f"cloning {where} failed: {detail}")
+
+
+async def _clone(
+    block: Any, directory: Path, ref: str | None, sha: str | None
+) -> tuple[str, str | None]:
+    """Clone through the block into `directory`; the commit and the branch it is at."""
+    try:
         await block.aget_directory(local_path=str(directory))
     except RuntimeError as exc:
-        raise TransientError(
-            f"cloning {block.repository_url} at {block.reference or 'its default branch'} "
-            f"failed: {exc}"
-        ) from exc
+        raise clone_error(block.repository_url, block.reference, str(exc)) from None
     if sha:
         fetched = _git(["fetch", "--quiet", "--depth", "1", "origin", sha], directory)
         if fetched.returncode != 0:
@@ -198,17 +251,7 @@ async def fetch_checkout(
     if not branch:
         # a tag (or a sha on the block's branch): map environments by the name asked for
         branch = (ref if ref and not sha else block.reference) or None
-    credentials = None
-    if block.credentials is not None and getattr(block.credentials, "_block_document_name", None):
-        credentials = block.credentials._block_document_name
-    return Checkout(
-        path=directory,
-        source=block_name,
-        commit=commit,
-        branch=branch,
-        remote_url=block.repository_url,
-        credentials_block=credentials,
-    )
+    return commit, branch
 
 
 def commit_directory_snapshot(directory: Path, repository: Path) -> Path:
@@ -217,8 +260,6 @@ def commit_directory_snapshot(directory: Path, repository: Path) -> Path:
     Used by the quick start to turn the bundled example folder into a source that can be
     cloned like any remote; a changed folder becomes a new commit, an unchanged one none.
     """
-    import shutil
-
     if not (repository / ".git").exists():
         repository.mkdir(parents=True, exist_ok=True)
         run_git(["init", "--quiet", "-b", "main"], repository)

@@ -22,7 +22,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
 from control_plane.discovery import Discovery, discover
-from control_plane.errors import TransientError
+from control_plane.errors import ConfigError, TransientError
 from control_plane.plans import Change, Plan, PoolToCreate, render_table
 from control_plane.prefect_api import PrefectDeployments, WriteLimit, api_client
 from control_plane.reconcile import (
@@ -219,7 +219,10 @@ async def deploy_manager(
         force_prune=force_prune,
         only=tuple(only or ()),
     )
-    checkout = await fetch_source(source, ref or None, repository_url or None)
+    try:
+        checkout = await fetch_source(source, ref or None, repository_url or None)
+    except ConfigError as exc:  # the user's to fix (a missing ref, a wrong URL): no traceback
+        return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
     try:
         discovery = discover_flows(checkout)
         desired = build_desired(checkout, discovery, options)

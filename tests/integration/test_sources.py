@@ -139,3 +139,38 @@ def test_a_dry_run_writes_no_block_and_no_lock(prefect_server: Any, tmp_path: Pa
         return True
 
     assert run_sync(lock_exists()) is False
+
+
+def test_a_branch_that_does_not_exist_is_one_line_exit_2_no_retry_nothing_left(
+    prefect_server: Any, tmp_path: Path
+) -> None:
+    import tempfile
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    folder = unique("nobranch")
+    repo = make_repository(tmp_path / folder, unique("n"), unique("pool"))
+    leftovers = set(Path(tempfile.gettempdir()).glob(f"deploy-manager-{folder}-*"))
+    code, report, err = apply(prefect_server, str(repo), "--ref", "no-such-branch")
+    assert (code, report) == (2, None)
+    assert "Traceback" not in err
+    lines = [x for x in err.splitlines() if x.startswith("deploy-manager: cannot clone")]
+    assert len(lines) == 1, err
+    (line,) = lines
+    assert f"cannot clone {repo} at no-such-branch" in line
+    assert "push 'no-such-branch' first, or pass an existing branch or tag (--ref)" in line
+    assert set(Path(tempfile.gettempdir()).glob(f"deploy-manager-{folder}-*")) == leftovers
+
+    async def fetch_attempts() -> list[str]:
+        async with get_client() as client:
+            (run,) = await client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
+            assert run.parameters["source"] == folder
+            tasks = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+            )
+            (fetch,) = [t for t in tasks if t.name == "fetch-source"]
+            return [s.name for s in await client.read_task_run_states(fetch.id)]
+
+    assert "Retrying" not in run_sync(fetch_attempts())
