@@ -638,7 +638,20 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
     if config is None:
         config, config_problems = read_repository_config(root)
         problems.extend(config_problems)
-    files = iter_repository_files(root, config.exclude, config.prefect_files)
+    files = iter_repository_files(root, config.exclude, config.prefect_files, config.max_file_bytes)
+    problems.extend(
+        Problem(
+            rel,
+            0,
+            "file-too-large",
+            f"{rel} is {size:,} bytes, more than max_file_bytes ({config.max_file_bytes:,}); "
+            "it is skipped, and the deployments it defines are kept as they are",
+            f"exclude it in {CONFIG_FILE} (exclude: [...]) if it holds no flows, or raise "
+            f"max_file_bytes in {CONFIG_FILE}",
+            "warning",
+        )
+        for rel, size in files.too_large
+    )
     problems.extend(
         Problem(
             rel,
@@ -709,9 +722,11 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
 
     deployments = _match_deployments(flows, unnamed, yaml_files, config, problems, root)
     # A flow whose name is unknown keeps its file's deployments from being pruned.
-    failed = frozenset(p.file for p in problems if p.severity == "error") | {
-        p.file for p in unnamed.values()
-    }
+    failed = (
+        frozenset(p.file for p in problems if p.severity == "error")
+        | {p.file for p in unnamed.values()}
+        | {rel for rel, _ in files.too_large}
+    )
     return Discovery(
         root=root,
         config=config,

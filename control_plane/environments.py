@@ -139,6 +139,14 @@ class RepositoryConfig(_Config):
             "prefect.yml) at any depth."
         ),
     )
+    max_file_bytes: int = Field(
+        default=2_000_000,
+        gt=0,
+        description=(
+            "Python files and prefect.yaml files larger than this are skipped with a warning "
+            "(a generated file must not slow or kill a reconcile); their deployments are kept."
+        ),
+    )
     default_deployments: bool = Field(
         default=True,
         description="Give flows that no prefect.yaml lists a deployment from the defaults.",

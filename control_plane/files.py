@@ -54,6 +54,7 @@ class RepositoryFiles:
     prefect_yaml: tuple[str, ...]
     skipped_symlinks: tuple[str, ...] = field(default=())
     unread_prefect_files: tuple[str, ...] = field(default=())  # named like one, not matched
+    too_large: tuple[tuple[str, int], ...] = field(default=())  # (path, bytes), skipped
 
 
 class OutsideRepositoryError(OSError):
@@ -113,6 +114,7 @@ def iter_repository_files(
     root: Path,
     exclude: Iterable[str] = (),
     prefect_files: Iterable[str] = DEFAULT_PREFECT_FILES,
+    max_bytes: int | None = None,
 ) -> RepositoryFiles:
     """Walk `root` and return the Python files and prefect.yaml files to read."""
     root = root.resolve()
@@ -128,6 +130,19 @@ def iter_repository_files(
     prefect_yaml: list[str] = []
     unread: list[str] = []
     symlinks: list[str] = []
+    too_large: list[tuple[str, int]] = []
+
+    def small(entry: os.DirEntry[str], rel: str) -> bool:
+        if max_bytes is None:
+            return True
+        try:
+            size = entry.stat().st_size
+        except OSError:
+            return True  # reading it will say what is wrong
+        if size > max_bytes:
+            too_large.append((rel, size))
+            return False
+        return True
 
     def ignored(rel: str, is_dir: bool) -> bool:
         for base, spec in specs:
@@ -166,9 +181,11 @@ def iter_repository_files(
                 walk(Path(entry.path), rel)
             elif not ignored(rel, is_dir=False):
                 if entry.name.endswith(".py"):
-                    python.append(rel)
+                    if small(entry, rel):
+                        python.append(rel)
                 elif prefect_spec.match_file(rel):
-                    prefect_yaml.append(rel)
+                    if small(entry, rel):
+                        prefect_yaml.append(rel)
                 elif PREFECT_FILE_NAME.fullmatch(entry.name):
                     unread.append(rel)
         if nested is not None:
@@ -180,4 +197,5 @@ def iter_repository_files(
         prefect_yaml=tuple(sorted(prefect_yaml)),
         skipped_symlinks=tuple(sorted(symlinks)),
         unread_prefect_files=tuple(sorted(unread)),
+        too_large=tuple(sorted(too_large)),
     )

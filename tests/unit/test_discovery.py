@@ -806,3 +806,15 @@ def test_a_kubernetes_manifest_named_prefect_yaml_does_not_hold_flows_back(write
     assert [(p.file, p.code) for p in result.problems] == [
         ("k8s/prefect.yaml", "not-a-prefect-yaml")
     ]
+
+
+def test_a_file_above_max_file_bytes_is_skipped_with_a_warning_and_kept(write_repo) -> None:
+    generated = "from prefect import flow\n@flow\ndef generated(): pass\n" + "X = 1\n" * 2000
+    repo = write_repo({"a.py": FLOW.format("a"), "gen/big.py": generated})
+    result = discover(repo, RepositoryConfig(max_file_bytes=10_000))
+    assert [f.name for f in result.flows] == ["a"]
+    (problem,) = [p for p in result.problems if p.code == "file-too-large"]
+    assert (problem.file, problem.severity) == ("gen/big.py", "warning")
+    assert "max_file_bytes (10,000)" in problem.message
+    assert "gen/big.py" in result.failed_files  # its deployments are never pruned for it
+    assert sorted(f.name for f in discover(repo).flows) == ["a", "generated"]
