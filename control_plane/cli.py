@@ -115,6 +115,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     state = LiveState((), None)
     if os.environ.get("PREFECT_API_URL"):
         # the same reads and the same plan function as the flow: the plan it would make
+        require_api("plan")
         state = _read_state(desired)
     plan = make_plan(desired, state, checkout, options)
     if args.json:
@@ -200,6 +201,39 @@ def _ui_url() -> str | None:
     return ui or None
 
 
+def require_api(command: str) -> str:
+    """The Prefect API a command talks to, reachable; else one line that says what to do.
+
+    Without PREFECT_API_URL, Prefect's client would start a temporary server and the
+    command would reconcile into it, where nothing persists: refused instead.
+    """
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise ConfigError(
+            f"PREFECT_API_URL is not set: `deploy-manager {command}` would reconcile into a "
+            "temporary Prefect server where nothing persists. Point it at your server "
+            "(export PREFECT_API_URL=http://HOST:4200/api, or prefect config set "
+            "PREFECT_API_URL=...), or start one (make run, or prefect server start)"
+        )
+
+    async def health() -> Exception | None:
+        async with get_client() as client:
+            return await client.api_healthcheck()
+
+    error = asyncio.run(health())
+    if error is not None:
+        raise ConfigError(
+            f"cannot reach the Prefect API at {url}: {type(error).__name__}: {error}; is the "
+            f"server running? (PREFECT_API_URL={url})"
+        )
+    return str(url)
+
+
 @_errors_to_exit
 def cmd_apply(args: argparse.Namespace) -> int:
     import asyncio
@@ -208,6 +242,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from control_plane.sources import choose_source
 
     url = _repository_url(args.path_or_url) if args.path_or_url else None
+    require_api("apply")
     choice = asyncio.run(
         choose_source(url, args.source, update=args.update_source, dry_run=args.dry_run)
     )

@@ -63,3 +63,36 @@ def test_plan_against_an_empty_server_creates_everything() -> None:
     assert data["environment"] == "production"
     assert data["counts"]["create"] == 4
     assert {c["action"] for c in data["changes"]} == {"create"}
+
+
+def _git_repository(path: Path) -> Path:
+    subprocess.run(["git", "init", "--quiet", str(path)], check=True)
+    return path
+
+
+def test_apply_without_prefect_api_url_refuses_instead_of_a_temporary_server(
+    tmp_path: Path,
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "control_plane.cli", "apply", str(_git_repository(tmp_path / "r"))],
+        capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PREFECT_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "PREFECT_API_URL is not set" in result.stderr and "prefect server start" in result.stderr
+
+
+def test_an_unreachable_api_is_one_line_exit_2(tmp_path: Path) -> None:
+    dead = "http://127.0.0.1:9/api"
+    for command in (["apply", str(_git_repository(tmp_path / "r"))], ["plan", str(EXAMPLES)]):
+        result = subprocess.run(
+            [sys.executable, "-m", "control_plane.cli", *command],
+            capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=60,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PREFECT_HOME": str(tmp_path),
+                 "PREFECT_API_URL": dead},
+        )  # fmt: skip
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert f"cannot reach the Prefect API at {dead}" in result.stderr
+        assert "is the server running?" in result.stderr
