@@ -226,6 +226,29 @@ def clone_error(url: str, reference: str | None, message: str) -> Exception:
     return TransientError(f"cloning {where} failed: {detail}")
 
 
+def _resolve_short_sha(directory: Path, sha: str, block: Any) -> str:
+    """A short sha (as reports show versions) as the one commit of the remote it names.
+
+    A remote serves whole shas only, so the branches' history is fetched and the prefix
+    resolved locally; a prefix two commits share is refused with both.
+    """
+    _git(["fetch", "--quiet", "--unshallow", "origin", "+refs/heads/*:refs/remotes/origin/*"],
+         directory)  # fmt: skip
+    found = _git(["rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}"], directory)
+    if found.returncode == 0:
+        return found.stdout.strip()
+    candidates = _git(["rev-parse", "--disambiguate=" + sha], directory).stdout.split()
+    if len(candidates) > 1:
+        raise ConfigError(
+            f"ref {sha!r} is ambiguous on {block.repository_url}: it starts "
+            f"{', '.join(c[:12] for c in candidates[:5])}; pass more of the sha"
+        )
+    raise ConfigError(
+        f"no commit of {block.repository_url}'s branches starts with {sha!r}; pass a sha "
+        "of a pushed commit (git log --oneline shows them)"
+    )
+
+
 async def _clone(
     block: Any, directory: Path, ref: str | None, sha: str | None
 ) -> tuple[str, str | None]:
@@ -234,17 +257,21 @@ async def _clone(
         await block.aget_directory(local_path=str(directory))
     except RuntimeError as exc:
         raise clone_error(block.repository_url, block.reference, str(exc)) from None
-    if sha:
+    if sha and len(sha) == 40:
         fetched = _git(["fetch", "--quiet", "--depth", "1", "origin", sha], directory)
         if fetched.returncode != 0:
             raise ConfigError(
                 f"commit {sha} cannot be fetched from {block.repository_url}: "
-                f"{fetched.stderr.strip()[-300:]} (pass a full sha that exists on the remote)"
+                f"{fetched.stderr.strip()[-300:]} (pass a sha that exists on the remote)"
             )
         run_git(["checkout", "--quiet", "--detach", "FETCH_HEAD"], directory)
+    elif sha:
+        run_git(["checkout", "--quiet", "--detach", _resolve_short_sha(directory, sha, block)],
+                directory)  # fmt: skip
     commit = run_git(["rev-parse", "HEAD"], directory)
     if sha and not commit.startswith(sha):
         raise ConfigError(f"ref {sha!r} resolved to {commit}; pass the commit's full sha")
+
     branch: str | None = run_git(
         ["symbolic-ref", "--quiet", "--short", "HEAD"], directory, check=False
     )

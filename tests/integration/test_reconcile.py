@@ -471,6 +471,21 @@ def test_ref_as_a_commit_sha_deploys_that_commit(
     assert latest.counts["create"] == 1  # the default deployment of flows/e.py
 
 
+def test_ref_as_a_short_sha_as_reports_show_it(
+    source_block: str, repo: dict[str, str], remote: GitRemote
+) -> None:
+    from control_plane.errors import ConfigError
+
+    first = remote.commit({}, "one")
+    remote.commit({}, "two")
+    report, state = apply(source_block, ref=first[:8])
+    assert state.is_completed(), state.message
+    assert report.commit == first
+    missing, state = run_sync(run_apply(source_block, ref="0000000f"))
+    assert state.is_failed() and isinstance(missing, ConfigError)
+    assert "no commit of" in str(missing) and "'0000000f'" in str(missing)
+
+
 def test_two_runs_do_not_interleave(
     source_block: str, repo: dict[str, str], remote: GitRemote
 ) -> None:
