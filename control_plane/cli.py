@@ -101,21 +101,26 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 @_errors_to_exit
 def cmd_plan(args: argparse.Namespace) -> int:
+    import asyncio
+
     from control_plane.discovery import discover
     from control_plane.plans import render_table
     from control_plane.reconcile import LiveState, ReconcileOptions, build_desired, make_plan
-    from control_plane.sources import read_local_checkout
+    from control_plane.sources import as_applied, read_local_checkout
 
     root = _checkout_dir(args.path)
+    with_api = bool(os.environ.get("PREFECT_API_URL"))
+    if with_api:
+        require_api("plan")
     checkout = read_local_checkout(root, source=args.source)
+    checkout = asyncio.run(as_applied(checkout, with_api=with_api))
     if args.branch is not None:
         checkout = replace(checkout, branch=args.branch)
     options = ReconcileOptions(environment=args.environment, prune=not args.no_prune)
     desired = build_desired(checkout, discover(root), options)
     state = LiveState((), None)
-    if os.environ.get("PREFECT_API_URL"):
+    if with_api:
         # the same reads and the same plan function as the flow: the plan it would make
-        require_api("plan")
         state = _read_state(desired)
     plan = make_plan(desired, state, checkout, options)
     if args.json:

@@ -58,7 +58,7 @@ def run_git(args: list[str], cwd: Path, *, check: bool = True) -> str:
 def read_local_checkout(path: Path, source: str | None = None) -> Checkout:
     """The commit and branch of a directory; a plain directory has neither."""
     path = path.resolve()
-    name = source or path.name
+    name = source or block_name_for(str(path))
     inside = _git(["rev-parse", "--show-toplevel"], path)
     if inside.returncode != 0 or Path(inside.stdout.strip()).resolve() != path:
         return Checkout(path=path, source=name, commit=None, branch=None)
@@ -180,16 +180,33 @@ async def fetch_checkout(
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)  # a failed fetch leaves nothing behind
         raise
-    credentials = None
-    if block.credentials is not None and getattr(block.credentials, "_block_document_name", None):
-        credentials = block.credentials._block_document_name
     return Checkout(
         path=directory,
         source=block_name,
         commit=commit,
         branch=branch,
         remote_url=block.repository_url,
-        credentials_block=credentials,
+        credentials_block=_credentials_name(block),
+    )
+
+
+def _credentials_name(block: Any) -> str | None:
+    credentials = getattr(block, "credentials", None)
+    return getattr(credentials, "_block_document_name", None) if credentials else None
+
+
+async def as_applied(checkout: Checkout, *, with_api: bool) -> Checkout:
+    """A local checkout as `deploy-manager apply PATH` would fetch it: from the source's
+    block when it exists (its URL and credentials end up in the pinned pull steps), else
+    from the path itself (what apply saves). `plan` uses it so that it plans what apply does.
+    """
+    import dataclasses
+
+    block = await _load_repository_block(checkout.source) if with_api else None
+    if block is None:
+        return dataclasses.replace(checkout, remote_url=str(checkout.path), credentials_block=None)
+    return dataclasses.replace(
+        checkout, remote_url=block.repository_url, credentials_block=_credentials_name(block)
     )
 
 

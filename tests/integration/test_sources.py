@@ -174,3 +174,21 @@ def test_a_branch_that_does_not_exist_is_one_line_exit_2_no_retry_nothing_left(
             return [s.name for s in await client.read_task_run_states(fetch.id)]
 
     assert "Retrying" not in run_sync(fetch_attempts())
+
+
+def test_plan_and_apply_agree_on_a_checkout_without_an_origin(
+    prefect_server: Any, tmp_path: Path
+) -> None:
+    """One function computes the specs for both: after apply, plan has nothing to change."""
+    repo = make_repository(tmp_path / unique("local"), unique("l"), unique("pool"))
+    assert not git(repo, "remote")  # no origin
+    code, report, _ = apply(prefect_server, str(repo))
+    assert code == 0 and created(report) == 1
+    planned = subprocess.run(
+        [sys.executable, "-m", "control_plane.cli", "plan", str(repo), "--json"],
+        capture_output=True, text=True, cwd=REPO_ROOT, check=False, timeout=300,
+        env=prefect_server.environment(),
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert [(c["action"], c.get("diffs")) for c in plan["changes"]] == [("unchanged", None)]
