@@ -388,7 +388,10 @@ def render_report_table(report: Report) -> str:
     out = [head, *lines]
     for problem in report.problems:
         where = f"{problem['file']}:{problem['line']}" if problem["line"] else problem["file"]
-        out.append(f"{problem['severity']}: {where}: {problem['code']}: {problem['message']}")
+        remedy = f" ({problem['remedy']})" if problem.get("remedy") else ""
+        out.append(
+            f"{problem['severity']}: {where}: {problem['code']}: {problem['message']}{remedy}"
+        )
     out.extend(report.notes)
     if report.failed:
         out.append(f"FAILED: {len(report.failures)} change(s), {len(report.errors)} problem(s)")

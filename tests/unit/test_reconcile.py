@@ -117,3 +117,15 @@ def test_a_deployment_with_pull_steps_of_its_own_registers_its_entrypoint_as_dec
     assert by_name["nightly"].defining_files == {
         "pipelines/ml/prefect.yaml", "pipelines/ml/train.py",
     }  # fmt: skip
+
+
+def test_report_lines_keep_the_remedy_discover_shows(tmp_path) -> None:
+    (tmp_path / "a.py").write_text("from prefect import flow\n@flow\ndef a(:\n")
+    found = Checkout(path=tmp_path, source="s", commit=SHA, branch="main")
+    discovery = discover(tmp_path)
+    desired = build_desired(found, discovery, ReconcileOptions())
+    plan = compute_plan(desired, finalize_specs(desired.specs, [], {}, found), [],
+                        ReconcileOptions())  # fmt: skip
+    table = render_report_table(build_report(plan, [], found, desired, ref=None, dry_run=False))
+    (problem,) = discovery.errors
+    assert problem.remedy and f"({problem.remedy})" in table
