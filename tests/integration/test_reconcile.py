@@ -79,8 +79,15 @@ TRIGGER = {
 }
 
 
-def repo_yaml(pool: str, *drop: str, a: dict[str, Any] | None = None) -> str:
-    """The test repository's prefect.yaml, without the entries in `drop`, `a` overriding a-prod."""
+def repo_yaml(
+    pool: str,
+    *drop: str,
+    a: dict[str, Any] | None = None,
+    b: dict[str, Any] | None = None,
+    c: dict[str, Any] | None = None,
+) -> str:
+    """The test repository's prefect.yaml, without the entries in `drop`; `a`, `b`, `c`
+    override fields of a-prod, b-prod, c-prod."""
     a_fields: dict[str, Any] = {
         "parameters": {"x": 1},
         "schedules": [{"cron": "0 3 * * *", "timezone": "UTC"}],
@@ -89,8 +96,8 @@ def repo_yaml(pool: str, *drop: str, a: dict[str, Any] | None = None) -> str:
     }
     entries = {
         "a": entry("a-prod", "flows/a.py", pool, **a_fields),
-        "b": entry("b-prod", "flows/b.py", pool, triggers=[TRIGGER]),
-        "c": entry("c-prod", "flows/c.py", pool),
+        "b": entry("b-prod", "flows/b.py", pool, **{"triggers": [TRIGGER], **(b or {})}),
+        "c": entry("c-prod", "flows/c.py", pool, **(c or {})),
     }
     return prefect_yaml(pool, [e for k, e in entries.items() if k not in drop])
 
@@ -278,14 +285,8 @@ def test_unknown_work_pool_is_invalid_in_the_plan_and_skips_prune(
     missing = f"no-such-pool-{repo['token']}"
     remote.commit(
         {
-            "prefect.yaml": prefect_yaml(
-                pool,
-                [
-                    entry("a-prod", "flows/a.py", pool, parameters={"x": 5},
-                          schedules=[{"cron": "0 3 * * *", "timezone": "UTC"}],
-                          job_variables={"env": {"LEVEL": "info"}}),
-                    entry("b-prod", "flows/b.py", missing),
-                ],
+            "prefect.yaml": repo_yaml(
+                pool, "c", a={"parameters": {"x": 5}}, b={"work_pool": {"name": missing}}
             ),
             "flows/c.py": None,
         },
@@ -611,18 +612,13 @@ def test_a_typo_in_one_entry_keeps_its_deployment_and_updates_the_others(
     """The data-loss reproduction: one entry's cron made invalid must not prune it."""
     apply(source_block)
     before = run_sync(read_deployments(f"source:{source_block}"))
-    pool = repo["pool"]
     remote.commit(
         {
-            "prefect.yaml": prefect_yaml(
-                pool,
-                [
-                    entry("a-prod", "flows/a.py", pool, parameters={"x": 1},
-                          schedules=[{"cron": "61 * * * *", "timezone": "UTC"}],
-                          job_variables={"env": {"LEVEL": "info"}}),
-                    entry("b-prod", "flows/b.py", pool, parameters={"x": 7}, triggers=[TRIGGER]),
-                    entry("c-prod", "flows/c.py", pool, parameters={"x": 8}),
-                ],
+            "prefect.yaml": repo_yaml(
+                repo["pool"],
+                a={"schedules": [{"cron": "61 * * * *", "timezone": "UTC"}]},
+                b={"parameters": {"x": 7}},
+                c={"parameters": {"x": 8}},
             )
         },
         "a typo in a-prod's cron, new parameters for b and c",
