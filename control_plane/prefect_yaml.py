@@ -24,6 +24,7 @@ environment (`control_plane.deployments`).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import importlib.util
@@ -362,6 +363,9 @@ class PrefectYamlFile:
     # be read: what it declares is unknown), "not-prefect" (another kind of file, e.g. a
     # Kubernetes manifest, that has the name: it says nothing).
     deployments_list: DeploymentsList = "missing"
+    # The line of each build, then push step a deployment runs, by the deployment's `line`
+    # (step allow-list problems point at the step, wherever the deployment inherits it from).
+    step_lines: Mapping[int, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -789,6 +793,8 @@ class _FileParser:
         self.real_root = os.path.realpath(repo_root)
         self.directory = posixpath.dirname(path)
         self.problems: list[Problem] = []
+        self.section_lines: dict[tuple[Any, ...], tuple[int, ...]] = {}  # by section path
+        self.step_lines: dict[int, tuple[int, ...]] = {}  # by deployment line
 
     def problem(
         self, line: int, code: str, message: str, remedy: str, severity: Severity = "error"
@@ -816,6 +822,7 @@ class _FileParser:
             deployments=deployments,
             problems=tuple(sorted(self.problems, key=lambda p: (p.line, p.code, p.message))),
             deployments_list=deployments_list,
+            step_lines=dict(self.step_lines),
         )
 
     # -- the file --
@@ -1093,6 +1100,10 @@ class _FileParser:
                 )
             elif function in (BUILD_DOCKER_IMAGE, PUSH_DOCKER_IMAGE):
                 ok = self.docker_step(function, inputs, (*path, function), tree, here) and ok
+        if ok:
+            self.section_lines[base] = tuple(
+                _line_at(tree, (*base, index, *step)) for index, step in enumerate(value)
+            )
         return tuple(_jsonable(value)) if ok else INVALID
 
     def docker_step(
@@ -1349,6 +1360,8 @@ class _EntryParser:
             if data.get(key) is not None:
                 self.problem((key,), "not-applied", why, remedy, "info")
         build, push, pull = effective
+        line = self.line("name") if self.has_own("name") else self.line()
+        self.file.step_lines[line] = self.effective_step_lines(data, steps)
         return DeclaredDeployment(
             name=name,
             # With pull steps of its own, Prefect resolves the entrypoint at run time against
@@ -1357,7 +1370,7 @@ class _EntryParser:
             flow_entrypoint=flow_entrypoint,
             entrypoint_as_declared=own_pull,
             source_file=self.file.path,
-            line=self.line("name") if self.has_own("name") else self.line(),
+            line=line,
             description=entry.description or None,  # "" falls back to the flow's docstring
             version=entry.version or None,
             version_type=entry.version_type,
@@ -1579,6 +1592,15 @@ class _EntryParser:
             )
             return None
         return build or None, push or None, pull
+
+    def effective_step_lines(
+        self, data: dict[Any, Any], steps: Mapping[str, StepsValue]
+    ) -> tuple[int, ...]:
+        """The lines of the build, then push steps `effective_steps` chose (same rules)."""
+        lines = self.file.section_lines
+        build = (*self.base, "build") if "build" in data else ("build",)
+        push = (*self.base, "push") if steps.get("push") else ("push",)
+        return lines.get(build, ()) + lines.get(push, ())
 
     # -- schedules --
 
