@@ -105,8 +105,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     from control_plane.discovery import discover
     from control_plane.plans import render_table
-    from control_plane.reconcile import LiveState, ReconcileOptions, build_desired, make_plan
+    from control_plane.reconcile import (
+        LiveState,
+        ReconcileOptions,
+        build_desired,
+        make_plan,
+        restrict_steps,
+    )
     from control_plane.sources import as_applied, read_local_checkout
+    from control_plane.steps import StepPolicy, deployment_steps, redact_plan, render_pending
 
     root = _checkout_dir(args.path)
     with_api = bool(os.environ.get("PREFECT_API_URL"))
@@ -117,12 +124,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.branch is not None:
         checkout = replace(checkout, branch=args.branch)
     options = ReconcileOptions(environment=args.environment, prune=not args.no_prune)
-    desired = build_desired(checkout, discover(root), options)
+    discovery = discover(root)
+    desired = build_desired(checkout, discovery, options)
+    policy = StepPolicy.for_environment(desired.environment.name, args.allow_step)
+    desired = restrict_steps(desired, discovery, policy)
     state = LiveState((), None)
+    secrets: frozenset[str] = frozenset()
     if with_api:
-        # the same reads and the same plan function as the flow: the plan it would make
-        state = _read_state(desired)
-    plan = make_plan(desired, state, checkout, options)
+        # the same reads, templates and plan function as the flow: the plan it would make
+        state, resolved = _read_state(desired)
+        desired, secrets = replace(desired, specs=resolved.specs), resolved.secrets
+    else:
+        # No build step runs here: what a step would fill shows as `<from step ...>`.
+        pending = tuple(render_pending(s) if deployment_steps(s) else s for s in desired.specs)
+        desired = replace(desired, specs=pending)
+    plan = redact_plan(make_plan(desired, state, checkout, options), secrets)
     if args.json:
         _print_json(
             {
@@ -145,15 +161,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if has_errors else EXIT_OK
 
 
-def _read_state(desired: Any) -> Any:
+def _read_state(desired: Any) -> tuple[Any, Any]:
+    """The live state and the specs' templates resolved, as a dry run of the flow has them."""
     import asyncio
 
     from control_plane.prefect_api import PrefectDeployments, api_client
+    from control_plane.prefect_steps import resolve_specs
     from control_plane.reconcile import read_state
 
-    async def read() -> Any:
+    async def read() -> tuple[Any, Any]:
         async with api_client() as client:
-            return await read_state(PrefectDeployments(client), desired)
+            resolved = await resolve_specs(
+                desired.specs,
+                client,
+                outputs=None,
+                default_version=desired.context.short_commit,
+            )
+            return await read_state(PrefectDeployments(client), desired), resolved
 
     return asyncio.run(read())
 
@@ -180,6 +204,7 @@ async def run_apply(
     force_prune: bool = False,
     only: Sequence[str] = (),
     repository_url: str | None = None,
+    allowed_steps: Sequence[str] = (),
 ) -> tuple[Any, Any]:
     """Run the deploy-manager flow in this process; return (report, flow run state)."""
     from flows.deploy_manager import deploy_manager
@@ -193,6 +218,7 @@ async def run_apply(
         prune=prune,
         force_prune=force_prune,
         only=list(only) or None,
+        allowed_steps=list(allowed_steps) or None,
         return_state=True,
     )
     report = await state.aresult(raise_on_failure=False)
@@ -264,6 +290,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             prune=not args.no_prune,
             force_prune=args.force_prune,
             only=args.only or (),
+            allowed_steps=args.allow_step or (),
         )
     )
     if isinstance(report, ConfigError):  # the user's to fix: one line, no retry happened
@@ -334,6 +361,12 @@ async def _ensure_process_pools(names: Sequence[str]) -> None:
                 await client.create_work_pool(WorkPoolCreate(name=name, type="process"))
 
 
+ALLOW_STEP_HELP = (
+    "a build/push step function prefect.yaml files may run (repeatable; `*` globs); "
+    "default: Prefect's and prefect-docker's steps, no run_shell_script in preview"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deploy-manager",
@@ -352,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--environment", help="environment, overriding the branch mapping")
     plan.add_argument("--source", help="source name (default: the directory's name)")
     plan.add_argument("--no-prune", action="store_true", help="never plan a prune")
+    plan.add_argument("--allow-step", action="append", help=ALLOW_STEP_HELP)
     plan.add_argument("--json", action="store_true", help="print JSON")
     plan.set_defaults(func=cmd_plan)
 
@@ -369,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--no-prune", action="store_true", help="never delete deployments")
     apply.add_argument("--force-prune", action="store_true", help="prune beyond the policy")
     apply.add_argument("--only", action="append", help="flow or deployment glob (repeatable)")
+    apply.add_argument("--allow-step", action="append", help=ALLOW_STEP_HELP)
     apply.add_argument("--json", action="store_true", help="print the report as JSON")
     apply.set_defaults(func=cmd_apply)
 

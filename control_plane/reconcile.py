@@ -4,6 +4,9 @@ The steps are the ones the `deploy-manager` flow runs as task runs; each is a fu
 here so the flow stays thin and tests can call them directly:
 
 - `build_desired`: discovery + environment -> `DeploymentSpec`s (pure);
+- `restrict_steps`: the deployments whose build/push steps the operator's allow-list
+  refuses are set aside (a problem each, neither registered nor pruned); the steps of
+  the others run and their templates are resolved at apply time (`prefect_steps`);
 - `finalize_specs`: pin process-pool deployments to the commit with a `git_clone` pull
   step and put schedules and triggers in the form the server returns (no I/O);
 - `compute_plan`: the pure plan against the live deployments;
@@ -15,6 +18,7 @@ Orchestration only: talking to Prefect is `prefect_api`'s job, git is `sources`'
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +39,7 @@ from control_plane.errors import DeployManagerError, Problem
 from control_plane.markers import scope_tags
 from control_plane.plans import Change, LiveDeployment, Plan, PlanPolicy, UnreadFile, WorkPool
 from control_plane.sources import Checkout
+from control_plane.steps import StepPolicy, check_step_policy
 
 if TYPE_CHECKING:
     from control_plane.prefect_api import DeploymentsAPI
@@ -95,6 +100,29 @@ def build_desired(checkout: Checkout, discovery: Discovery, options: ReconcileOp
     )
 
 
+def restrict_steps(desired: Desired, discovery: Discovery, policy: StepPolicy) -> Desired:
+    """`desired` without the deployments that would run a step `policy` refuses.
+
+    Each refused step is an error at its file and line; the deployments that run it are
+    not registered, and their file counts as failed, so what they registered before is
+    kept rather than pruned.
+    """
+    step_lines = {
+        (yaml_file.path, line): lines
+        for yaml_file in discovery.prefect_yaml_files
+        for line, lines in yaml_file.step_lines.items()
+    }
+    problems, blocked = check_step_policy(desired.specs, policy, step_lines)
+    if not problems:
+        return desired
+    return dataclasses.replace(
+        desired,
+        specs=tuple(s for s in desired.specs if s.full_name not in blocked),
+        problems=(*desired.problems, *problems),
+        failed_files=desired.failed_files | {p.file for p in problems},
+    )
+
+
 def unread_files(discovery: Discovery) -> tuple[UnreadFile, ...]:
     """The prefect.yaml files whose deployments this run could not enumerate."""
     unread = {}
@@ -123,7 +151,11 @@ def finalize_specs(
     pool_types: Mapping[str, str],
     checkout: Checkout,
 ) -> tuple[DeploymentSpec, ...]:
-    """Specs as they will be written: pull steps pinned, schedules and triggers canonical."""
+    """Specs as they will be written: pull steps pinned, schedules and triggers canonical.
+
+    A spec still waiting for its build steps (`<from step ...>` in a cron) keeps the
+    schedules and triggers it has: it is shown, never written.
+    """
     from control_plane.prefect_api import canonical_schedules, canonical_triggers
 
     live_by_name = {d.full_name: d for d in live}
@@ -131,10 +163,14 @@ def finalize_specs(
     out = []
     for spec in specs:
         current = live_by_name.get(spec.full_name)
-        update: dict[str, Any] = {
-            "schedules": canonical_schedules(spec.schedules, current.schedules if current else ()),
-            "automations": canonical_triggers(spec, current.id if current else None),
-        }
+        update: dict[str, Any] = {}
+        try:
+            update["schedules"] = canonical_schedules(
+                spec.schedules, current.schedules if current else ()
+            )
+            update["automations"] = canonical_triggers(spec, current.id if current else None)
+        except ValueError:
+            update.pop("schedules", None)
         pool_type = pool_types.get(spec.work_pool_name or "")
         if spec.pull_steps is None and pool_type in PROCESS_POOL_TYPES and pull:
             update["pull_steps"] = pull
@@ -333,8 +369,10 @@ def build_report(
     items = []
     for change in plan.changes:
         outcome = by_name.get((change.name, change.action))
-        if change.action in ("unchanged",):
-            status: Status = "unchanged"
+        if outcome is not None and outcome.status == "failed":
+            status: Status = "failed"  # e.g. its build steps failed, whatever it planned
+        elif change.action in ("unchanged",):
+            status = "unchanged"
         elif change.action in ("conflict", "invalid"):
             status = "failed"
         elif change.action == "keep":

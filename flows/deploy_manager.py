@@ -2,17 +2,21 @@
 
 Thin on purpose: every task wraps one call into `control_plane` and names itself so a
 person reading the Prefect UI knows what it did (`fetch-source`, `discover-flows`,
-`read-live-deployments`, `plan`, `register[flow/deployment]`, `prune[flow/deployment]`,
-`report`). A failure of one deployment is recorded and the others go on; the run ends
-Failed, with every reason listed, after all independent work is done.
+`step[<id>]` for each distinct build or push step of the prefect.yaml files,
+`resolve-templates`, `read-live-deployments`, `plan`, `register[flow/deployment]`,
+`prune[flow/deployment]`, `report`). A failure of one deployment is recorded and the
+others go on; the run ends Failed, with every reason listed, after all independent work
+is done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import shutil
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -25,6 +29,7 @@ from control_plane.discovery import Discovery, discover
 from control_plane.errors import ConfigError, TransientError
 from control_plane.plans import Change, Plan, PoolToCreate, render_table
 from control_plane.prefect_api import PrefectDeployments, WriteLimit, api_client
+from control_plane.prefect_steps import Resolved, resolve_specs, run_step
 from control_plane.reconcile import (
     Desired,
     LiveState,
@@ -39,8 +44,10 @@ from control_plane.reconcile import (
     read_state,
     register_changes,
     render_report_table,
+    restrict_steps,
 )
 from control_plane.sources import Checkout, fetch_checkout
+from control_plane.steps import StepPolicy, StepRun, StepRuns, plan_step_runs, redact_plan
 
 REGISTER_CONCURRENCY = 8  # at most; one at a time once the server refuses (WriteLimit)
 
@@ -75,6 +82,61 @@ def discover_flows(checkout: Checkout) -> Discovery:
     return discover(checkout.path)
 
 
+@task(name="step", cache_policy=NO_CACHE)
+async def run_build_step(run: StepRun, upstream: dict[str, Any], checkout: Checkout) -> dict:
+    result = await run_step(run.step, upstream, Path(checkout.path))
+    if result.log.strip():
+        get_run_logger().info("%s", result.log.rstrip())
+    return result.outputs
+
+
+async def _run_steps(
+    runs: StepRuns, checkout: Checkout
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Every distinct step once, each after the steps before it; per deployment its
+    outputs, or why it has none (the first of its steps that failed)."""
+    results: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+
+    async def walk(run: StepRun, upstream: dict[str, Any]) -> None:
+        state = await run_build_step.with_options(task_run_name=run.name)(
+            run, upstream, checkout, return_state=True
+        )
+        try:
+            results[run.key] = await state.aresult()
+        except Exception as exc:
+            errors[run.key] = f"{run.name} failed: {failure_detail(exc)}"
+            return
+        await asyncio.gather(*(walk(child, results[run.key]) for child in runs.children(run.key)))
+
+    await asyncio.gather(*(walk(run, {}) for run in runs.children(None)))
+    outputs, failures = {}, {}
+    for name, key in runs.last.items():
+        if key in results:
+            outputs[name] = results[key]
+        else:
+            failed = next(r for r in runs.chain(name) if r.key in errors)
+            failures[name] = errors[failed.key]
+    return outputs, failures
+
+
+@task(name="resolve-templates", task_run_name="resolve-templates", cache_policy=NO_CACHE)
+async def resolve_templates(
+    desired: Desired,
+    outputs: dict[str, dict[str, Any]] | None,
+    failures: dict[str, str],
+    checkout: Checkout,
+) -> Resolved:
+    async with api_client() as client:
+        return await resolve_specs(
+            desired.specs,
+            client,
+            outputs=outputs,
+            failures=failures,
+            default_version=desired.context.short_commit,
+        )
+
+
 @task(
     name="read-live-deployments",
     task_run_name="read-live-deployments",
@@ -90,9 +152,13 @@ async def read_live_deployments(desired: Desired) -> LiveState:
 
 @task(name="plan", task_run_name="plan", cache_policy=NO_CACHE)
 async def plan_changes(
-    desired: Desired, state: LiveState, checkout: Checkout, options: ReconcileOptions
+    desired: Desired,
+    state: LiveState,
+    checkout: Checkout,
+    options: ReconcileOptions,
+    secrets: frozenset[str] = frozenset(),
 ) -> Plan:
-    plan = make_plan(desired, state, checkout, options)
+    plan = redact_plan(make_plan(desired, state, checkout, options), secrets)
     await acreate_markdown_artifact(
         key=_artifact_key("plan", checkout.source),
         markdown=f"# Plan for {checkout.source}@{(checkout.commit or '-')[:8]}\n\n"
@@ -196,6 +262,7 @@ async def deploy_manager(
     force_prune: bool = False,
     only: list[str] | None = None,
     repository_url: str | None = None,
+    allowed_steps: list[str] | None = None,
 ) -> Report:
     """Make the Prefect deployments match a git repository at one commit.
 
@@ -209,6 +276,9 @@ async def deploy_manager(
         only: Limit the run to flows or deployments matching these globs.
         repository_url: Clone this URL instead of the block's (unsaved; for a dry run of a
             repository whose block does not exist or would be re-pointed).
+        allowed_steps: The build/push step functions a prefect.yaml may run (dotted names,
+            `*` globs); empty means Prefect's and prefect-docker's built-in steps, without
+            run_shell_script and pip_install_requirements in the preview environment.
     """
     from prefect.concurrency.asyncio import concurrency
 
@@ -226,18 +296,27 @@ async def deploy_manager(
     try:
         discovery = discover_flows(checkout)
         desired = build_desired(checkout, discovery, options)
+        policy = StepPolicy.for_environment(desired.environment.name, allowed_steps)
+        desired = restrict_steps(desired, discovery, policy)
+        # Build and push steps run in a real run only; a dry run shows `<from step ...>`.
+        outputs: dict[str, dict[str, Any]] | None = None
+        step_failures: dict[str, str] = {}
+        if not dry_run:
+            outputs, step_failures = await _run_steps(plan_step_runs(desired.specs), checkout)
+        resolved = await resolve_templates(desired, outputs, step_failures, checkout)
+        desired = dataclasses.replace(desired, specs=resolved.specs)
         if dry_run:  # reads only: no lock to create or hold
             state = await read_live_deployments(desired)
-            plan = await plan_changes(desired, state, checkout, options)
-            outcomes, notes = await _apply(plan, options)
+            plan = await plan_changes(desired, state, checkout, options, resolved.secrets)
+            outcomes, notes = await _apply(plan, options, resolved.failures)
         else:
             lock = _artifact_key("lock", source)
             await _ensure_lock(lock)
             # One reconcile of a source at a time: the plan must see what the last one wrote.
             async with concurrency(lock, occupy=1, strict=True):
                 state = await read_live_deployments(desired)
-                plan = await plan_changes(desired, state, checkout, options)
-                outcomes, notes = await _apply(plan, options)
+                plan = await plan_changes(desired, state, checkout, options, resolved.secrets)
+                outcomes, notes = await _apply(plan, options, resolved.failures)
         report = build_report(
             plan, outcomes, checkout, desired, ref=ref, dry_run=dry_run, notes=notes
         )
@@ -256,12 +335,21 @@ def render_counts(report: Report) -> str:
     return ", ".join(f"{n} {a}" for a, n in report.counts.items() if n) or "nothing to do"
 
 
-async def _apply(plan: Plan, options: ReconcileOptions) -> tuple[list[Outcome], list[str]]:
+async def _apply(
+    plan: Plan, options: ReconcileOptions, failures: dict[str, str] | None = None
+) -> tuple[list[Outcome], list[str]]:
+    """Register, then prune; a deployment whose steps or templates failed is not written."""
+    failures = failures or {}
+    failed = [
+        Outcome(deployment=c.name, action=c.action, status="failed", detail=failures[c.name])
+        for c in plan.changes
+        if c.name in failures and c.desired is not None
+    ]
     if options.dry_run:
-        return [], ["dry run: nothing was changed"]
+        return failed, ["dry run: nothing was changed"]
     notes: list[str] = []
-    changes = register_changes(plan)
-    outcomes: list[Outcome] = []
+    changes = tuple(c for c in register_changes(plan) if c.name not in failures)
+    outcomes: list[Outcome] = list(failed)
     for pool in plan.pools:
         # Prefect's Task.__call__ overloads do not model an async task with return_state.
         state = await create_work_pool.with_options(task_run_name=f"create-work-pool[{pool.name}]")(  # type: ignore[misc]
