@@ -147,6 +147,7 @@ def test_task_runs_are_the_named_steps(source_block: str, repo: dict[str, str]) 
         [
             ("fetch-source", "COMPLETED"),
             ("discover-flows", "COMPLETED"),
+            ("resolve-templates", "COMPLETED"),
             ("read-live-deployments", "COMPLETED"),
             ("plan", "COMPLETED"),
             (f"register[{a}]", "COMPLETED"),
