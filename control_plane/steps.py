@@ -330,13 +330,20 @@ def _source(name: str, ids: Iterable[str]) -> str | None:
 
 
 def step_references(spec: DeploymentSpec) -> dict[str, tuple[str, ...]]:
-    """Per templated field, the step ids (or bare output names) its placeholders read."""
+    """Per templated field, the step ids (or bare output names) its placeholders read.
+
+    In pull steps only build/push step ids count: the rest is the worker's (a pull
+    step's own outputs, `{{ clone.directory }}`).
+    """
     ids = [s.id for s in deployment_steps(spec) if s.id]
     found = {}
     for field in TEMPLATED_FIELDS:
         value = getattr(spec, field)
         names = _step_placeholders(value, in_trigger=field == "triggers")
-        sources = sorted({_source(name, ids) or name for name in names})
+        if field == "pull_steps":
+            sources = sorted({s for s in (_source(name, ids) for name in names) if s})
+        else:
+            sources = sorted({_source(name, ids) or name for name in names})
         if sources:
             found[field] = tuple(sources)
     return found
@@ -349,30 +356,42 @@ def pending_marker(name: str, ids: Iterable[str]) -> str:
     return f"<from step {source}>" if source else f"<from steps: {name}>"
 
 
-def _render(value: Any, ids: Sequence[str], *, in_trigger: bool = False) -> Any:
+def _render(
+    value: Any, ids: Sequence[str], *, in_trigger: bool = False, in_pull: bool = False
+) -> Any:
     if isinstance(value, str):
 
         def marker(match: re.Match[str]) -> str:
             name = match.group(2)
-            return match.group(1) if name.startswith(KEPT_PREFIXES) else pending_marker(name, ids)
+            if name.startswith(KEPT_PREFIXES) or (in_pull and _source(name, ids) is None):
+                return match.group(1)
+            return pending_marker(name, ids)
 
         return PLACEHOLDER.sub(marker, value)
     if isinstance(value, Mapping):
         return {
-            key: item if in_trigger and key == "parameters" else _render(item, ids)
+            key: item if in_trigger and key == "parameters" else _render(item, ids, in_pull=in_pull)
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
-        return type(value)(_render(item, ids, in_trigger=in_trigger) for item in value)
+        return type(value)(
+            _render(item, ids, in_trigger=in_trigger, in_pull=in_pull) for item in value
+        )
     return value
 
 
 def render_pending(spec: DeploymentSpec) -> DeploymentSpec:
     """`spec` as a plan shows it before its steps ran: `<from step build-image>` for each
-    placeholder a step output fills; block, variable and environment templates are left."""
+    placeholder a step output fills; block, variable and environment templates are left,
+    and so are the pull steps' own (`{{ clone.directory }}`)."""
     ids = [s.id for s in deployment_steps(spec) if s.id]
     update = {
-        field: _render(getattr(spec, field), ids, in_trigger=field == "triggers")
+        field: _render(
+            getattr(spec, field),
+            ids,
+            in_trigger=field == "triggers",
+            in_pull=field == "pull_steps",
+        )
         for field in TEMPLATED_FIELDS
     }
     if update["tags"] != list(spec.tags):
