@@ -50,6 +50,8 @@ from control_plane.sources import Checkout, fetch_checkout
 from control_plane.steps import StepPolicy, StepRun, StepRuns, plan_step_runs, redact_plan
 
 REGISTER_CONCURRENCY = 8  # at most; one at a time once the server refuses (WriteLimit)
+STEP_CONCURRENCY = 4  # build/push steps at once (each a process; docker builds are heavy)
+STEP_TIMEOUT_SECONDS = 3600  # a hung step must not hold the reconcile forever
 
 
 def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
@@ -82,7 +84,7 @@ def discover_flows(checkout: Checkout) -> Discovery:
     return discover(checkout.path)
 
 
-@task(name="step", cache_policy=NO_CACHE)
+@task(name="step", cache_policy=NO_CACHE, timeout_seconds=STEP_TIMEOUT_SECONDS)
 async def run_build_step(run: StepRun, upstream: dict[str, Any], checkout: Checkout) -> dict:
     result = await run_step(run.step, upstream, Path(checkout.path))
     if result.log.strip():
@@ -97,11 +99,13 @@ async def _run_steps(
     outputs, or why it has none (the first of its steps that failed)."""
     results: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
+    slots = asyncio.Semaphore(STEP_CONCURRENCY)
 
     async def walk(run: StepRun, upstream: dict[str, Any]) -> None:
-        state = await run_build_step.with_options(task_run_name=run.name)(
-            run, upstream, checkout, return_state=True
-        )
+        async with slots:
+            state = await run_build_step.with_options(task_run_name=run.name)(
+                run, upstream, checkout, return_state=True
+            )
         try:
             results[run.key] = await state.aresult()
         except Exception as exc:
@@ -125,7 +129,6 @@ async def resolve_templates(
     desired: Desired,
     outputs: dict[str, dict[str, Any]] | None,
     failures: dict[str, str],
-    checkout: Checkout,
 ) -> Resolved:
     async with api_client() as client:
         return await resolve_specs(
@@ -303,7 +306,7 @@ async def deploy_manager(
         step_failures: dict[str, str] = {}
         if not dry_run:
             outputs, step_failures = await _run_steps(plan_step_runs(desired.specs), checkout)
-        resolved = await resolve_templates(desired, outputs, step_failures, checkout)
+        resolved = await resolve_templates(desired, outputs, step_failures)
         desired = dataclasses.replace(desired, specs=resolved.specs)
         if dry_run:  # reads only: no lock to create or hold
             state = await read_live_deployments(desired)
