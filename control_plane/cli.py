@@ -113,7 +113,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         restrict_steps,
     )
     from control_plane.sources import as_applied, read_local_checkout
-    from control_plane.steps import StepPolicy, deployment_steps, redact_plan, render_pending
+    from control_plane.steps import (
+        StepPolicy,
+        block_paths,
+        deployment_steps,
+        redact_plan,
+        render_pending,
+    )
 
     root = _checkout_dir(args.path)
     with_api = bool(os.environ.get("PREFECT_API_URL"))
@@ -128,6 +134,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     desired = build_desired(checkout, discovery, options)
     policy = StepPolicy.for_environment(desired.environment.name, args.allow_step)
     desired = restrict_steps(desired, discovery, policy)
+    paths = {spec.full_name: block_paths(spec) for spec in desired.specs}
     state = LiveState((), None)
     secrets: frozenset[str] = frozenset()
     if with_api:
@@ -138,7 +145,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         # No build step runs here: what a step would fill shows as `<from step ...>`.
         pending = tuple(render_pending(s) if deployment_steps(s) else s for s in desired.specs)
         desired = replace(desired, specs=pending)
-    plan = redact_plan(make_plan(desired, state, checkout, options), secrets)
+    plan = redact_plan(make_plan(desired, state, checkout, options), secrets, paths)
     if args.json:
         _print_json(
             {

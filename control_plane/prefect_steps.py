@@ -44,7 +44,7 @@ from pydantic import ValidationError
 
 from control_plane.deployments import DeploymentSpec
 from control_plane.errors import DeployManagerError
-from control_plane.steps import Step, deployment_steps, render_pending
+from control_plane.steps import Step, block_paths, deployment_steps, render_pending
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -166,6 +166,7 @@ class Resolved:
     specs: tuple[DeploymentSpec, ...]
     failures: Mapping[str, str]  # flow/name -> why it is not registered
     secrets: frozenset[str]  # values templates took from blocks: never shown
+    block_paths: Mapping[str, frozenset[tuple[Any, ...]]]  # where blocks fill: never shown
 
 
 def _deploy_config(spec: DeploymentSpec) -> dict[str, Any]:
@@ -335,7 +336,8 @@ async def resolve_specs(
         except Exception as exc:
             failed[name] = _describe(exc)
             out.append(render_pending(spec))
-    return Resolved(tuple(out), failed, frozenset(s for s in secrets if s))
+    paths = {spec.full_name: block_paths(spec) for spec in specs}
+    return Resolved(tuple(out), failed, frozenset(s for s in secrets if s), paths)
 
 
 if __name__ == "__main__":

@@ -420,17 +420,64 @@ def _redact(value: Any, secrets: frozenset[str]) -> Any:
     return value
 
 
-def redact_plan(plan: Plan, secrets: Iterable[str]) -> Plan:
-    """The plan with block values (what `{{ prefect.blocks.* }}` resolved to) hidden in its
-    field diffs, which plans, reports, artifacts and messages show. The changes' specs keep
-    them: registration writes what Prefect would."""
+def block_paths(spec: DeploymentSpec) -> frozenset[tuple[Any, ...]]:
+    """Where in `spec` a `{{ prefect.blocks.* }}` template sits: (field, key, ...).
+
+    `prefect deploy` writes what such a template resolves to; the value there, before and
+    after, is a block's, however it changed since.
+    """
+    found: set[tuple[Any, ...]] = set()
+
+    def walk(value: Any, path: tuple[Any, ...]) -> None:
+        if isinstance(value, str):
+            names = (name for _, name in PLACEHOLDER.findall(value))
+            if any(name.startswith("prefect.blocks.") for name in names):
+                found.add(path)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(item, (*path, key))
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, (*path, index))
+
+    for field in TEMPLATED_FIELDS:
+        if field != "pull_steps":  # the worker resolves those; they stay templates
+            walk(getattr(spec, field), (field,))
+    return frozenset(found)
+
+
+def _redact_at(value: Any, path: tuple[Any, ...]) -> Any:
+    if not path:
+        return REDACTED
+    key, rest = path[0], path[1:]
+    if isinstance(value, Mapping) and key in value:
+        return {k: _redact_at(v, rest) if k == key else v for k, v in value.items()}
+    if isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
+        return [_redact_at(v, rest) if i == key else v for i, v in enumerate(value)]
+    return value
+
+
+def redact_plan(
+    plan: Plan,
+    secrets: Iterable[str] = (),
+    paths: Mapping[str, Iterable[tuple[Any, ...]]] | None = None,
+) -> Plan:
+    """The plan with block values hidden in its field diffs, which plans, reports,
+    artifacts and messages show: wherever a block template sits (`paths`, by flow/name,
+    from `block_paths`), and wherever a value a block gave this run appears (`secrets`).
+    The changes' specs keep them: registration writes what Prefect would."""
     hidden = frozenset(s for s in secrets if s)
-    if not hidden:
+    paths = paths or {}
+    if not hidden and not any(paths.values()):
         return plan
     changes = []
     for change in plan.changes:
-        diffs = tuple(
-            FieldDiff(d.field, _redact(d.old, hidden), _redact(d.new, hidden)) for d in change.diffs
-        )
-        changes.append(dataclasses.replace(change, diffs=diffs) if diffs else change)
+        diffs = []
+        for diff in change.diffs:
+            old, new = _redact(diff.old, hidden), _redact(diff.new, hidden)
+            for path in paths.get(change.name, ()):
+                if path[0] == diff.field:
+                    old, new = _redact_at(old, path[1:]), _redact_at(new, path[1:])
+            diffs.append(FieldDiff(diff.field, old, new))
+        changes.append(dataclasses.replace(change, diffs=tuple(diffs)) if diffs else change)
     return dataclasses.replace(plan, changes=tuple(changes))

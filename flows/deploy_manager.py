@@ -159,9 +159,11 @@ async def plan_changes(
     state: LiveState,
     checkout: Checkout,
     options: ReconcileOptions,
-    secrets: frozenset[str] = frozenset(),
+    resolved: Resolved | None = None,
 ) -> Plan:
-    plan = redact_plan(make_plan(desired, state, checkout, options), secrets)
+    plan = make_plan(desired, state, checkout, options)
+    if resolved is not None:  # block values never show in a plan, report or artifact
+        plan = redact_plan(plan, resolved.secrets, resolved.block_paths)
     await acreate_markdown_artifact(
         key=_artifact_key("plan", checkout.source),
         markdown=f"# Plan for {checkout.source}@{(checkout.commit or '-')[:8]}\n\n"
@@ -310,7 +312,7 @@ async def deploy_manager(
         desired = dataclasses.replace(desired, specs=resolved.specs)
         if dry_run:  # reads only: no lock to create or hold
             state = await read_live_deployments(desired)
-            plan = await plan_changes(desired, state, checkout, options, resolved.secrets)
+            plan = await plan_changes(desired, state, checkout, options, resolved)
             outcomes, notes = await _apply(plan, options, resolved.failures)
         else:
             lock = _artifact_key("lock", source)

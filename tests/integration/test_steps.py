@@ -245,6 +245,29 @@ def test_second_reconcile_of_the_same_commit_writes_nothing(
     assert {n: d.updated for n, d in after.items()} == {n: d.updated for n, d in before.items()}
 
 
+def test_a_dry_run_runs_no_step_and_never_shows_a_block_value(
+    source_block: str, remote: GitRemote, monorepo: str
+) -> None:
+    report, state = apply(source_block, environment="staging", dry_run=True)
+    assert state.is_completed(), state.message
+    runs = run_sync(task_runs(state.state_details.flow_run_id))
+    assert not [r for r in runs if r[0].startswith("step[")]
+    versions = {i.deployment.split("/")[1]: i.version for i in report.items}
+    assert versions["orders-hourly-staging"] == "<from step get-commit-hash>"
+    assert not run_sync(read_by_flow(FLOWS))
+
+    apply(source_block, environment="staging")
+    from prefect.blocks.system import Secret
+
+    run_sync(Secret(value="tok-rotated-5521").asave(SECRET_BLOCK, overwrite=True))
+    report, _ = apply(source_block, environment="staging", dry_run=True)
+    (hourly,) = [i for i in report.items if i.deployment.endswith("/orders-hourly-staging")]
+    assert hourly.action == "update" and "job_variables" in hourly.fields
+    shown = json.dumps(report.model_dump(mode="json"))
+    assert SECRET_VALUE not in shown and "tok-rotated-5521" not in shown
+    assert "<from a block>" in shown
+
+
 def test_a_step_outside_the_allow_list_keeps_its_deployments(
     source_block: str, remote: GitRemote, monorepo: str
 ) -> None:

@@ -19,6 +19,7 @@ from control_plane.steps import (
     CODE_RUNNING_STEPS,
     DEFAULT_ALLOWED_STEPS,
     StepPolicy,
+    block_paths,
     check_step_policy,
     deployment_steps,
     plan_step_runs,
@@ -348,6 +349,20 @@ def test_block_values_are_redacted_from_plan_diffs() -> None:
     }
     assert change.diffs[0].new == {"env": {"TOKEN": "<from a block>", "N": "<from a block>"}}
     assert redact_plan(plan, ()) is plan
+
+
+def test_where_a_block_fills_a_field_its_old_and_new_values_are_hidden() -> None:
+    _, desired = desired_of(STEPS_MONOREPO)
+    hourly = _spec(desired, "orders-hourly")
+    assert block_paths(hourly) == {("job_variables", "env", "ORDERS_API_TOKEN")}
+    old = {"image": "a:1", "env": {"ORDERS_API_TOKEN": "rotated-away", "RELEASE": "1"}}
+    new = {"image": "a:2", "env": {"ORDERS_API_TOKEN": "current-token", "RELEASE": "2"}}
+    plan = Plan(changes=(Change("update", hourly.full_name,
+                                diffs=(FieldDiff("job_variables", old, new),)),))  # fmt: skip
+    (change,) = redact_plan(plan, (), {hourly.full_name: block_paths(hourly)}).changes
+    assert change.diffs[0].old["env"] == {"ORDERS_API_TOKEN": "<from a block>", "RELEASE": "1"}
+    assert change.diffs[0].new["env"] == {"ORDERS_API_TOKEN": "<from a block>", "RELEASE": "2"}
+    assert change.diffs[0].new["image"] == "a:2"
 
 
 def test_step_lines_point_at_the_step_the_deployment_inherits(write_repo) -> None:
