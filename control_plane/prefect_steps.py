@@ -221,22 +221,22 @@ def apply_step_outputs(
     the step outputs exactly as `_run_single_deploy` does, back into a spec."""
     from prefect.utilities.templating import apply_values
 
-    config = copy.deepcopy(dict(config))
+    rest: dict[str, Any] = copy.deepcopy(dict(config))
     values = dict(outputs)
-    schedules = apply_values(config.pop("schedules"), values)
+    schedules = apply_values(list(rest.pop("schedules")), values)
     triggers = []
-    for trigger in config.pop("triggers"):
+    for trigger in rest.pop("triggers"):
         parameters = trigger.pop("parameters", None)
-        templated = apply_values(trigger, values, warn_on_notset=False)
+        templated = apply_values(dict(trigger), values, warn_on_notset=False)
         if parameters is not None:
             templated["parameters"] = parameters
         triggers.append(templated)
-    config = apply_values(config, values, warn_on_notset=True, skip_prefixes=["ctx."])
-    config["schedules"], config["triggers"] = schedules, triggers
-    pull = spec.pull_steps
+    templated_rest = apply_values(rest, values, warn_on_notset=True, skip_prefixes=["ctx."])
+    templated_rest["schedules"], templated_rest["triggers"] = schedules, triggers
+    pull: Any = spec.pull_steps
     if pull is not None:
         pull = apply_values([dict(s) for s in pull], values, remove_notset=False)
-    return _with_config(spec, config, pull, default_version)
+    return _with_config(spec, templated_rest, pull, default_version)
 
 
 def _validate(spec: DeploymentSpec) -> None:
@@ -313,7 +313,8 @@ async def resolve_specs(
                 resolved[name] = await _resolve_references(config, client, secrets)
             except Exception as exc:
                 failed.setdefault(name, f"resolving its templates: {_describe(exc)}")
-    resolved = apply_values(resolved, dict(os.environ), remove_notset=False)
+    resolved = apply_values(dict(resolved), dict(os.environ), remove_notset=False)
+    assert isinstance(resolved, dict)  # a mapping stays a mapping (NotSet is per value)
 
     out = []
     for spec in specs:

@@ -106,7 +106,7 @@ class StepPolicy:
         """
         if allowed:
             return cls(tuple(allowed), environment, default=False)
-        steps = DEFAULT_ALLOWED_STEPS
+        steps: tuple[str, ...] = DEFAULT_ALLOWED_STEPS
         if environment in UNTRUSTED_ENVIRONMENTS:
             steps = tuple(s for s in steps if s not in CODE_RUNNING_STEPS)
         return cls(steps, environment)

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,9 @@ def discover_flows(checkout: Checkout) -> Discovery:
 
 
 @task(name="step", cache_policy=NO_CACHE, timeout_seconds=STEP_TIMEOUT_SECONDS)
-async def run_build_step(run: StepRun, upstream: dict[str, Any], checkout: Checkout) -> dict:
+async def run_build_step(
+    run: StepRun, upstream: dict[str, Any], checkout: Checkout
+) -> dict[str, Any]:
     result = await run_step(run.step, upstream, Path(checkout.path))
     if result.log.strip():
         get_run_logger().info("%s", result.log.rstrip())
@@ -103,7 +106,8 @@ async def _run_steps(
 
     async def walk(run: StepRun, upstream: dict[str, Any]) -> None:
         async with slots:
-            state = await run_build_step.with_options(task_run_name=run.name)(
+            # Prefect's Task.__call__ overloads do not model an async task with return_state.
+            state = await run_build_step.with_options(task_run_name=run.name)(  # type: ignore[misc]
                 run, upstream, checkout, return_state=True
             )
         try:
@@ -341,7 +345,7 @@ def render_counts(report: Report) -> str:
 
 
 async def _apply(
-    plan: Plan, options: ReconcileOptions, failures: dict[str, str] | None = None
+    plan: Plan, options: ReconcileOptions, failures: Mapping[str, str] | None = None
 ) -> tuple[list[Outcome], list[str]]:
     """Register, then prune; a deployment whose steps or templates failed is not written."""
     failures = failures or {}
