@@ -324,7 +324,7 @@ async def deploy_manager(
             # One reconcile of a source at a time: the plan must see what the last one wrote.
             async with concurrency(lock, occupy=1, strict=True):
                 state = await read_live_deployments(desired)
-                plan = await plan_changes(desired, state, checkout, options, resolved.secrets)
+                plan = await plan_changes(desired, state, checkout, options, resolved)
                 outcomes, notes = await _apply(plan, options, resolved.failures)
         report = build_report(
             plan, outcomes, checkout, desired, ref=ref, dry_run=dry_run, notes=notes
