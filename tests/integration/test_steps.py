@@ -359,7 +359,8 @@ def test_a_failed_step_fails_only_the_deployments_that_run_it(
 
 # --- prefect-docker, for real -----------------------------------------------------------
 
-DOCKER_OFFLINE = Path("/work/shared/tools/docker-offline")
+# the team's offline Docker setup (engine, Prefect base images, registries), beside the clone
+DOCKER_OFFLINE = REPO_ROOT.parent / "shared" / "tools" / "docker-offline"
 REGISTRY = "127.0.0.1:5000"
 
 
