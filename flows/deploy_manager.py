@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +261,42 @@ async def _ensure_lock(name: str) -> None:
                 )
 
 
+LOCK_LEASE_SECONDS = 60  # the server's minimum: a killed run's hold ends about this long after
+LOCK_WAIT_LOG_SECONDS = 15  # a waiting run says what it waits for this often
+
+
+@contextlib.asynccontextmanager
+async def source_lock(name: str) -> AsyncIterator[None]:
+    """Hold the source's lock (a Prefect global concurrency limit of 1) while reconciling.
+
+    The hold is a lease that this process renews while it lives: a run killed with
+    `kill -9` stops renewing, and the server (its repossessor, every 15 s) frees the slot
+    within about LOCK_LEASE_SECONDS + 15 s, instead of Prefect's default 300 s. A waiting
+    run logs what it waits for and since when.
+    """
+    from datetime import UTC, datetime
+
+    from prefect.concurrency.asyncio import concurrency
+
+    await _ensure_lock(name)
+    since = datetime.now(UTC)
+    while True:
+        try:
+            async with concurrency(
+                name, occupy=1, strict=True, timeout_seconds=LOCK_WAIT_LOG_SECONDS,
+                lease_duration=LOCK_LEASE_SECONDS,
+            ):  # fmt: skip
+                yield
+                return
+        except TimeoutError:
+            waited = (datetime.now(UTC) - since).total_seconds()
+            get_run_logger().info(
+                "waiting for the lock %s since %s (%.0f s): another reconcile of this source "
+                "holds it; a run that was killed releases it within %d s",
+                name, since.isoformat(timespec="seconds"), waited, LOCK_LEASE_SECONDS + 15,
+            )  # fmt: skip
+
+
 @flow(name="deploy-manager", log_prints=True)
 async def deploy_manager(
     source: str,
@@ -289,8 +325,6 @@ async def deploy_manager(
             `*` globs); empty means Prefect's and prefect-docker's built-in steps, without
             run_shell_script and pip_install_requirements in the preview environment.
     """
-    from prefect.concurrency.asyncio import concurrency
-
     options = ReconcileOptions(
         environment=environment or None,
         dry_run=dry_run,
@@ -320,9 +354,8 @@ async def deploy_manager(
             outcomes, notes = await _apply(plan, options, resolved.failures)
         else:
             lock = _artifact_key("lock", source)
-            await _ensure_lock(lock)
             # One reconcile of a source at a time: the plan must see what the last one wrote.
-            async with concurrency(lock, occupy=1, strict=True):
+            async with source_lock(lock):
                 state = await read_live_deployments(desired)
                 plan = await plan_changes(desired, state, checkout, options, resolved)
                 outcomes, notes = await _apply(plan, options, resolved.failures)

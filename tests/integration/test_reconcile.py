@@ -503,6 +503,46 @@ def test_two_runs_do_not_interleave(
     assert sorted([r1.counts["create"], r2.counts["create"]]) == [0, 3]
 
 
+def test_a_dead_holder_releases_the_lock_and_the_waiting_run_says_so(
+    source_block: str, repo: dict[str, str]
+) -> None:
+    """A run killed while holding the lock stops renewing its lease; the next run goes on."""
+    import time
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from flows.deploy_manager import LOCK_LEASE_SECONDS, _artifact_key, _ensure_lock
+
+    lock = _artifact_key("lock", source_block)
+
+    async def take_and_die() -> None:  # what a kill -9'd holder leaves: a lease nobody renews
+        await _ensure_lock(lock)
+        async with get_client() as client:
+            await client.increment_concurrency_slots_with_lease(
+                names=[lock], slots=1, mode="concurrency", lease_duration=LOCK_LEASE_SECONDS
+            )
+
+    run_sync(take_and_die())
+    started = time.monotonic()
+    report, state = apply(source_block)
+    waited = time.monotonic() - started
+    assert state.is_completed(), state.message
+    assert report.counts["create"] == 3
+    assert waited < LOCK_LEASE_SECONDS + 15 + 60  # not Prefect's default 300 s lease
+
+    async def logs() -> list[str]:
+        async with get_client() as client:
+            found = await client.read_logs(
+                log_filter=LogFilter(
+                    flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])
+                )
+            )
+        return [log.message for log in found]
+
+    assert any(m.startswith(f"waiting for the lock {lock} since ") for m in run_sync(logs()))
+
+
 def test_guard_a_file_with_a_problem_keeps_its_deployment(
     source_block: str, repo: dict[str, str], remote: GitRemote
 ) -> None:
