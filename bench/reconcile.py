@@ -309,6 +309,17 @@ async def latest_flow_run(flow: str = "deploy-manager", with_tasks: bool = True)
     return timing
 
 
+def server_version(server: LocalServer) -> str:
+    """The Prefect version the server process runs (`GET /admin/version`)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{server.url}/admin/version", timeout=5) as response:
+            return str(json.loads(response.read()))
+    except (OSError, ValueError) as exc:
+        return f"unknown ({exc})"
+
+
 def create_pool(server: LocalServer) -> None:
     subprocess.run(
         [str(BIN / "prefect"), "work-pool", "create", POOL, "--type", "process"],
@@ -695,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         server = start_local_server(home / "home")
         os.environ.update(server.environment())  # for this process's Prefect client
         print(
-            f"server: {server.url} (SQLite, scheduler service "
+            f"server: {server.url}, prefect {server_version(server)} (SQLite, scheduler service "
             f"{'on' if args.with_scheduler else 'off'}); repositories under {work}"
         )
         create_pool(server)

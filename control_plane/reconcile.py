@@ -154,8 +154,11 @@ class LiveState:
 
 async def read_state(api: DeploymentsAPI, desired: Desired) -> LiveState:
     """The managed deployments in scope, the names the desired ones collide with, the pools."""
-    live = await api.read_live(desired.scope_tags, [s.full_name for s in desired.specs])
-    return LiveState(tuple(live), await api.read_work_pools())
+    live, pools = await asyncio.gather(
+        api.read_live(desired.scope_tags, [s.full_name for s in desired.specs]),
+        api.read_work_pools(),
+    )
+    return LiveState(tuple(live), pools)
 
 
 def make_plan(
