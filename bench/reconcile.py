@@ -70,7 +70,8 @@ from control_plane.server import LocalServer, start_local_server  # noqa: E402
 
 POOL = "bench-process"
 GOALS = (
-    "no-op reconcile of 500 deployments under 5 s",
+    "first reconcile (flow run) within 1.5x of the plain-loop floor (SQLite)",
+    "no-op flow run of 500 deployments under 2 s",
     "first reconcile at least 10x faster than `prefect deploy --all`",
 )
 BIN = Path(sys.executable).parent
@@ -182,6 +183,82 @@ async def count_deployments(flow_names: list[str]) -> int:
             offset += 200
 
 
+FLOOR_SOURCE = "bench-floor-{n}"
+
+
+def floor_specs(repo: Path, source: str) -> list[Any]:
+    """The deployments deploy-manager would create for `repo`, field for field.
+
+    Built with deploy-manager's own discovery and planning (the same tags, pinned pull
+    step, parameter schema and schedule slug it sends); not timed.
+    """
+    from control_plane.discovery import discover
+    from control_plane.reconcile import ReconcileOptions, build_desired, finalize_specs
+    from control_plane.sources import Checkout
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    checkout = Checkout(repo, source, commit, "main", remote_url=str(repo))
+    desired = build_desired(checkout, discover(repo), ReconcileOptions())
+    return list(finalize_specs(desired.specs, [], {POOL: "process"}, checkout))
+
+
+async def floor_loop(repo: Path, source: str) -> dict[str, float]:
+    """A plain client loop: create every deployment one after the other, then read them back.
+
+    What the server itself allows: Prefect's `get_client()`, no flow run, no task runs,
+    no events of our own, one request in flight. The calls and fields are the ones
+    `PrefectDeployments._create` sends (written out here so the floor does not move when
+    deploy-manager changes).
+    """
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+
+    from control_plane.prefect_api import _concurrency_options, schedule_creates
+
+    specs = floor_specs(repo, source)
+    async with get_client() as client:
+        began = time.perf_counter()
+        for spec in specs:
+            flow_id = await client.create_flow_from_name(spec.flow_name)
+            await client.create_deployment(
+                flow_id=flow_id,
+                name=spec.name,
+                version=spec.version,
+                schedules=schedule_creates(spec.schedules),
+                concurrency_limit=spec.concurrency_limit,
+                concurrency_options=_concurrency_options(spec.concurrency_options),
+                parameters=dict(spec.parameters),
+                description=spec.description or "",
+                work_queue_name=spec.work_queue_name,
+                work_pool_name=spec.work_pool_name,
+                tags=list(spec.tags),
+                entrypoint=spec.entrypoint,
+                parameter_openapi_schema=dict(spec.parameter_openapi_schema),
+                paused=spec.paused,
+                pull_steps=[dict(s) for s in spec.pull_steps] if spec.pull_steps else None,
+                enforce_parameter_schema=spec.enforce_parameter_schema,
+                job_variables=dict(spec.job_variables),
+            )
+        created = time.perf_counter() - began
+        began = time.perf_counter()
+        found, offset = 0, 0
+        tags = sorted({"deploy-manager", f"source:{source}"})
+        while True:
+            page = await client.read_deployments(
+                deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=tags)),
+                limit=200,
+                offset=offset,
+            )
+            found += len(page)
+            if len(page) < 200:
+                break
+            offset += 200
+        read = time.perf_counter() - began
+    return {"create_s": created, "read_s": read, "created": len(specs), "read": found}
+
+
 @dataclass
 class FlowRunTiming:
     id: str
@@ -230,6 +307,17 @@ async def latest_flow_run(flow: str = "deploy-manager", with_tasks: bool = True)
                 break
             offset += 200
     return timing
+
+
+def server_version(server: LocalServer) -> str:
+    """The Prefect version the server process runs (`GET /admin/version`)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{server.url}/admin/version", timeout=5) as response:
+            return str(json.loads(response.read()))
+    except (OSError, ValueError) as exc:
+        return f"unknown ({exc})"
 
 
 def create_pool(server: LocalServer) -> None:
@@ -312,6 +400,36 @@ def run_deploy_manager(server: LocalServer, repo: Path, block: str) -> DmRun:
 
 
 @dataclass
+class FloorRun:
+    create_s: float | None
+    read_s: float | None
+    command_s: float
+    created: int
+    server_503s: int = 0
+    error: str = ""
+
+
+def run_floor(server: LocalServer, repo: Path, source: str) -> FloorRun:
+    """The plain-loop floor in a fresh process (see `floor_loop`)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--floor-run", str(repo), source]
+    retryable = server_retryable_errors(server)
+    began = time.perf_counter()
+    completed = subprocess.run(
+        command, env=server.environment(), capture_output=True, text=True, check=False
+    )
+    elapsed = time.perf_counter() - began
+    data = parse_report(completed.stdout) or {}
+    return FloorRun(
+        create_s=data.get("create_s"),
+        read_s=data.get("read_s"),
+        command_s=elapsed,
+        created=int(data.get("created", 0)),
+        server_503s=server_retryable_errors(server) - retryable,
+        error="" if data else (completed.stderr.strip() or completed.stdout.strip())[-1500:],
+    )
+
+
+@dataclass
 class PdRun:
     seconds: float | None
     exit_code: int | None
@@ -349,6 +467,7 @@ def run_prefect_deploy(server: LocalServer, repo: Path, timeout: float) -> PdRun
 @dataclass
 class SizeResult:
     n: int
+    floor: FloorRun
     first: DmRun
     noop: DmRun
     pd: PdRun
@@ -374,14 +493,19 @@ def measure_size(
 ) -> SizeResult:
     dm_repo = make_repository(work / f"dm-{n}", "dm", n, pull_steps=False)
     pd_repo = make_repository(work / f"pd-{n}", "pd", n, pull_steps=True)
+    floor_repo = make_repository(work / f"floor-{n}", "floor", n, pull_steps=False)
     block = f"bench-dm-{n}"
+    print(f"  N={n}: plain client loop (the floor) ...", flush=True)
+    floor = run_floor(server, floor_repo, FLOOR_SOURCE.format(n=n))
     print(f"  N={n}: dm first ...", flush=True)
     first = run_deploy_manager(server, dm_repo, block)
     print(f"  N={n}: dm no-op ...", flush=True)
     noop = run_deploy_manager(server, dm_repo, block)
     dm_created = run_async(count_deployments([flow_name("dm", n, i) for i in range(n)]))
     estimate = estimate_prefect_deploy(n, pd_measured)
-    if estimate is not None and estimate > pd_limit:
+    if pd_limit <= 0:
+        pd = PdRun(None, None, note="skipped: --prefect-deploy-limit 0")
+    elif estimate is not None and estimate > pd_limit:
         pd = PdRun(None, None, note=f"skipped: extrapolated {estimate:.0f} s > {pd_limit:.0f} s")
     else:
         print(f"  N={n}: prefect deploy --all ...", flush=True)
@@ -392,7 +516,7 @@ def measure_size(
         estimate = None
     elif pd.note.startswith("timed out") and pd_created:
         estimate = pd_limit * n / pd_created  # the rate it reached, over all n
-    return SizeResult(n, first, noop, pd, dm_created, pd_created, estimate)
+    return SizeResult(n, floor, first, noop, pd, dm_created, pd_created, estimate)
 
 
 # --- printing --------------------------------------------------------------------------
@@ -423,15 +547,22 @@ def machine_facts() -> list[str]:
     ]
 
 
+def ratio(value: float | None, base: float | None) -> str:
+    return "-" if value is None or not base else f"{value / base:.2f}x"
+
+
 def print_table(results: list[SizeResult]) -> None:
     header = (
         "N",
+        "floor s (create / read)",
         "dm first s (flow run / cmd)",
+        "first/floor (run | cmd)",
         "dm no-op s (flow run / cmd)",
+        "no-op run/floor read",
         "prefect deploy --all s",
-        "ratio pd/dm-first (cmd | run)",
-        "dm created",
-        "pd created",
+        "pd/dm-first (cmd | run)",
+        "503s (floor/first/no-op)",
+        "created (floor/dm/pd)",
     )
     rows = [header]
     for r in results:
@@ -439,7 +570,7 @@ def print_table(results: list[SizeResult]) -> None:
             pd_text = fmt(r.pd.seconds)
             if r.pd.exit_code:
                 pd_text += f" (exit {r.pd.exit_code})"
-            ratio = (
+            pd_ratio = (
                 f"{r.pd.seconds / r.first.command_s:.1f}x | "
                 f"{r.pd.seconds / r.first.flow_run_s:.1f}x"
                 if r.first.flow_run_s
@@ -449,18 +580,22 @@ def print_table(results: list[SizeResult]) -> None:
             pd_text = "skipped" if r.pd.note.startswith("skipped") else "timed out"
             if r.pd_estimate is not None:
                 pd_text += f" (~{r.pd_estimate:.0f} extrap.)"
-                ratio = f"~{r.pd_estimate / r.first.command_s:.1f}x extrap."
+                pd_ratio = f"~{r.pd_estimate / r.first.command_s:.1f}x extrap."
             else:
-                ratio = "-"
+                pd_ratio = "-"
         rows.append(
             (
                 str(r.n),
+                f"{fmt(r.floor.create_s)} / {fmt(r.floor.read_s)}",
                 f"{fmt(r.first.flow_run_s)} / {fmt(r.first.command_s)}",
+                f"{ratio(r.first.flow_run_s, r.floor.create_s)} | "
+                f"{ratio(r.first.command_s, r.floor.create_s)}",
                 f"{fmt(r.noop.flow_run_s)} / {fmt(r.noop.command_s)}",
+                ratio(r.noop.flow_run_s, r.floor.read_s),
                 pd_text,
-                ratio,
-                f"{r.dm_created}/{r.n}",
-                f"{r.pd_created}/{r.n}",
+                pd_ratio,
+                f"{r.floor.server_503s}/{r.first.server_503s}/{r.noop.server_503s}",
+                f"{r.floor.created}/{r.dm_created}/{r.pd_created}",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -468,9 +603,17 @@ def print_table(results: list[SizeResult]) -> None:
         print("  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)))
         if index == 0:
             print("  ".join("-" * w for w in widths))
+    print(
+        "floor: a fresh process, a plain `get_client()` loop of create_flow_from_name + "
+        "create_deployment (the fields dm sends), one at a time, then the paged read of "
+        "them back; its command (imports, exit) took "
+        + ", ".join(f"N={r.n}: {r.floor.command_s:.2f} s" for r in results)
+    )
 
 
 def print_details(r: SizeResult) -> None:
+    if r.floor.error:
+        print(f"  N={r.n} floor: " + r.floor.error.replace("\n", "\n    "))
     for label, run in (("dm first", r.first), ("dm no-op", r.noop)):
         actions = ", ".join(f"{k}={v}" for k, v in sorted(run.actions.items())) or "no report"
         print(
@@ -519,12 +662,19 @@ def print_task_breakdown(label: str, timing: FlowRunTiming | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 500])
+    parser.add_argument(
+        "--floor-run",
+        nargs=2,
+        metavar=("REPO", "SOURCE"),
+        help="internal: run the plain-loop floor against PREFECT_API_URL, print JSON",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep repositories here")
     parser.add_argument(
         "--prefect-deploy-limit",
         type=float,
         default=900.0,
-        help="longest `prefect deploy --all` run (s); longer ones are skipped (extrapolated)",
+        help="longest `prefect deploy --all` run (s); longer ones are skipped (extrapolated); "
+        "0 skips it",
     )
     parser.add_argument(
         "--with-scheduler",
@@ -532,6 +682,9 @@ def main(argv: list[str] | None = None) -> int:
         help="leave the server's scheduler service on (off by default, see the docstring)",
     )
     args = parser.parse_args(argv)
+    if args.floor_run:
+        print(json.dumps(run_async(floor_loop(Path(args.floor_run[0]), args.floor_run[1]))))
+        return 0
 
     print("deploy-manager reconcile vs `prefect deploy --all`")
     for line in machine_facts():
@@ -553,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         server = start_local_server(home / "home")
         os.environ.update(server.environment())  # for this process's Prefect client
         print(
-            f"server: {server.url} (SQLite, scheduler service "
+            f"server: {server.url}, prefect {server_version(server)} (SQLite, scheduler service "
             f"{'on' if args.with_scheduler else 'off'}); repositories under {work}"
         )
         create_pool(server)

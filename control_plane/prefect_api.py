@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.responses import DeploymentResponse
 
 PAGE = 200
+PAGES_AT_ONCE = 3  # pages of a large read asked for side by side
 REFUSED_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6)  # see RetryRefused
 # What Prefect's client re-sends too (prefect.client.base.PrefectHttpxAsyncClient.send).
 RESENT_ERRORS = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
@@ -416,29 +417,45 @@ class PrefectDeployments:
         remember_timezone_list()
 
     async def _paged_deployments(self, deployment_filter: Any) -> list[DeploymentResponse]:
-        found: list[DeploymentResponse] = []
-        offset = 0
-        while True:
-            page = await self.client.read_deployments(
+        """Every deployment the filter matches; after a full first page, the next pages
+        are asked for side by side (the server answers one while this process parses
+        another)."""
+
+        async def page(offset: int) -> list[DeploymentResponse]:
+            return await self.client.read_deployments(
                 deployment_filter=deployment_filter, limit=PAGE, offset=offset
             )
-            found.extend(page)
-            if len(page) < PAGE:
-                return found
-            offset += PAGE
+
+        found = await page(0)
+        offset = PAGE
+        while len(found) == offset:
+            pages = await asyncio.gather(*(page(offset + i * PAGE) for i in range(PAGES_AT_ONCE)))
+            for chunk in pages:
+                found.extend(chunk)
+            offset += PAGE * PAGES_AT_ONCE
+        return found
+
+    async def _flows(self, flow_filter: Any, keys: Sequence[Any]) -> dict[UUID, str]:
+        names: dict[UUID, str] = {}
+        chunks = [keys[start : start + PAGE] for start in range(0, len(keys), PAGE)]
+        reads = (self.client.read_flows(flow_filter=flow_filter(c), limit=PAGE) for c in chunks)
+        for flows in await asyncio.gather(*reads):
+            names.update({flow.id: flow.name for flow in flows})
+        return names
 
     async def _flow_names(self, flow_ids: set[UUID]) -> dict[UUID, str]:
         from prefect.client.schemas.filters import FlowFilter, FlowFilterId
 
-        names: dict[UUID, str] = {}
-        ids = sorted(flow_ids, key=str)
-        for start in range(0, len(ids), PAGE):
-            chunk = ids[start : start + PAGE]
-            flows = await self.client.read_flows(
-                flow_filter=FlowFilter(id=FlowFilterId(any_=chunk)), limit=PAGE
-            )
-            names.update({flow.id: flow.name for flow in flows})
-        return names
+        return await self._flows(
+            lambda chunk: FlowFilter(id=FlowFilterId(any_=chunk)), sorted(flow_ids, key=str)
+        )
+
+    async def _flows_named(self, names: Iterable[str]) -> dict[UUID, str]:
+        from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+        return await self._flows(
+            lambda chunk: FlowFilter(name=FlowFilterName(any_=chunk)), sorted(set(names))
+        )
 
     async def _owned_automations(self, deployment_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
         """The automations each deployment owns (its triggers), in the server's form.
@@ -483,11 +500,18 @@ class PrefectDeployments:
             DeploymentFilterTags,
         )
 
+        full_names = list(full_names)
         try:
-            responses = await self._paged_deployments(
-                DeploymentFilter(tags=DeploymentFilterTags(all_=sorted(scope_tags)))
+            # The desired flows' names are asked for while the deployments are read.
+            responses, flow_names = await asyncio.gather(
+                self._paged_deployments(
+                    DeploymentFilter(tags=DeploymentFilterTags(all_=sorted(scope_tags)))
+                ),
+                self._flows_named(full.split("/", 1)[0] for full in full_names),
             )
-            flow_names = await self._flow_names({r.flow_id for r in responses})
+            unnamed = {r.flow_id for r in responses} - set(flow_names)
+            if unnamed:  # flows that left the repository: their deployments may be pruned
+                flow_names |= await self._flow_names(unnamed)
             held = {f"{flow_names.get(r.flow_id, '?')}/{r.name}" for r in responses}
             wanted = sorted({full.split("/", 1)[-1] for full in set(full_names) - held})
             for start in range(0, len(wanted), PAGE):

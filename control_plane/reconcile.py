@@ -10,7 +10,8 @@ here so the flow stays thin and tests can call them directly:
 - `finalize_specs`: pin process-pool deployments to the commit with a `git_clone` pull
   step and put schedules and triggers in the form the server returns (no I/O);
 - `compute_plan`: the pure plan against the live deployments;
-- `apply_register` / `apply_prune`: one change each, through a `DeploymentsAPI`;
+- `apply_change`: one create, update or prune through a `DeploymentsAPI`, retried alone
+  on a transient error; `batch_changes` groups changes for the task runs that apply them;
 - `build_report`: the plan and the outcomes as one `Report`.
 
 Orchestration only: talking to Prefect is `prefect_api`'s job, git is `sources`'.
@@ -18,6 +19,7 @@ Orchestration only: talking to Prefect is `prefect_api`'s job, git is `sources`'
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import fnmatch
 from collections.abc import Mapping, Sequence
@@ -35,7 +37,7 @@ from control_plane.deployments import (
 )
 from control_plane.discovery import UNREAD_CODES, Discovery
 from control_plane.environments import Environment
-from control_plane.errors import DeployManagerError, Problem
+from control_plane.errors import DeployManagerError, Problem, TransientError
 from control_plane.markers import scope_tags
 from control_plane.plans import Change, LiveDeployment, Plan, PlanPolicy, UnreadFile, WorkPool
 from control_plane.sources import Checkout
@@ -188,8 +190,11 @@ class LiveState:
 
 async def read_state(api: DeploymentsAPI, desired: Desired) -> LiveState:
     """The managed deployments in scope, the names the desired ones collide with, the pools."""
-    live = await api.read_live(desired.scope_tags, [s.full_name for s in desired.specs])
-    return LiveState(tuple(live), await api.read_work_pools())
+    live, pools = await asyncio.gather(
+        api.read_live(desired.scope_tags, [s.full_name for s in desired.specs]),
+        api.read_work_pools(),
+    )
+    return LiveState(tuple(live), pools)
 
 
 def make_plan(
@@ -456,3 +461,57 @@ def failure_detail(exc: BaseException) -> str:
 
 def register_changes(plan: Plan) -> tuple[Change, ...]:
     return tuple(c for c in plan.changes if c.action in ("create", "update"))
+
+
+# --- applying changes ---------------------------------------------------------------------
+
+RETRY_DELAYS = (1.0, 2.0, 4.0)  # a transient error of one change: sent again after these (s)
+
+
+async def apply_change(
+    api: DeploymentsAPI, change: Change, *, retry_delays: Sequence[float] = RETRY_DELAYS
+) -> Outcome:
+    """Register (create/update) or prune one change, and say what happened.
+
+    Never raises: a failure is this change's failed `Outcome`, so the caller goes on with
+    the others. A `TransientError` (an unreachable or overloaded API) is retried for this
+    change alone after each of `retry_delays`; anything else fails at once.
+    """
+    for delay in (*retry_delays, None):
+        try:
+            if change.action == "prune":
+                if change.live is None:
+                    raise ValueError(f"prune of {change.name} without a live deployment")
+                await api.delete(change.live)
+                return Outcome(deployment=change.name, action="prune", status="done")
+            if change.desired is None:
+                raise ValueError(f"{change.action} of {change.name} without a desired spec")
+            changed = [d.field for d in change.diffs] if change.live else None
+            deployment_id = await api.register(change.desired, change.live, changed)
+            return Outcome(
+                deployment=change.name, action=change.action, status="done",
+                deployment_id=deployment_id,
+            )  # fmt: skip
+        except Exception as exc:
+            if isinstance(exc, TransientError) and delay is not None:
+                await asyncio.sleep(delay)
+                continue
+            return Outcome(
+                deployment=change.name, action=change.action, status="failed",
+                detail=failure_detail(exc),
+            )  # fmt: skip
+    raise AssertionError("unreachable: the last attempt returns")
+
+
+def batch_changes(changes: Sequence[Change], size: int) -> list[tuple[Change, ...]]:
+    """`changes` in order, in batches of at most `size` (sizes differing by at most one)."""
+    if not changes:
+        return []
+    count = -(-len(changes) // max(1, size))
+    base, extra = divmod(len(changes), count)
+    out, start = [], 0
+    for index in range(count):
+        end = start + base + (1 if index < extra else 0)
+        out.append(tuple(changes[start:end]))
+        start = end
+    return out

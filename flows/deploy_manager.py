@@ -3,10 +3,10 @@
 Thin on purpose: every task wraps one call into `control_plane` and names itself so a
 person reading the Prefect UI knows what it did (`fetch-source`, `discover-flows`,
 `step[<id>]` for each distinct build or push step of the prefect.yaml files,
-`resolve-templates`, `read-live-deployments`, `plan`, `register[flow/deployment]`,
-`prune[flow/deployment]`, `report`). A failure of one deployment is recorded and the
-others go on; the run ends Failed, with every reason listed, after all independent work
-is done.
+`resolve-templates`, `read-live-deployments`, `plan`, `register[batch 3/10: 50
+deployments]` (or `register[flow/deployment]` for a single change), `prune[...]`,
+`report`). A failure of one deployment is recorded and the others go on; the run ends
+Failed, with every reason listed, after all independent work is done.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ import contextlib
 import dataclasses
 import re
 import shutil
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
+from prefect.utilities.annotations import quote
 
 from control_plane.discovery import Discovery, discover
 from control_plane.errors import ConfigError, TransientError
@@ -37,6 +38,8 @@ from control_plane.reconcile import (
     Outcome,
     ReconcileOptions,
     Report,
+    apply_change,
+    batch_changes,
     build_desired,
     build_report,
     failure_detail,
@@ -50,7 +53,9 @@ from control_plane.reconcile import (
 from control_plane.sources import Checkout, fetch_checkout
 from control_plane.steps import StepPolicy, StepRun, StepRuns, plan_step_runs, redact_plan
 
-REGISTER_CONCURRENCY = 8  # at most; one at a time once the server refuses (WriteLimit)
+T = TypeVar("T")
+REGISTER_CONCURRENCY = 8  # writes at most; one at a time once the server refuses (WriteLimit)
+WRITE_BATCH = 50  # changes per register/prune task run
 STEP_CONCURRENCY = 4  # build/push steps at once (each a process; docker builds are heavy)
 STEP_TIMEOUT_SECONDS = 3600  # a hung step must not hold the reconcile forever
 
@@ -61,6 +66,17 @@ def _retry_transient(task: Any, task_run: Any, state: State) -> bool:
     Prefect hands the exception over as the failed state's data.
     """
     return isinstance(state.data, TransientError)
+
+
+def unwalked(value: T) -> T:
+    """A task argument Prefect hands over as it is, without walking into it.
+
+    Prefect visits every argument of a task run recursively (looking for futures and
+    states to link, then copying it as it resolves them): for the specs and live
+    deployments of hundreds of deployments that was most of a no-op run's time. None of
+    our arguments holds a future or a state. (`quote`, typed as what it wraps.)
+    """
+    return cast(T, quote(value))
 
 
 def _artifact_key(kind: str, source: str) -> str:
@@ -184,26 +200,47 @@ async def create_work_pool(pool: PoolToCreate) -> None:
         await PrefectDeployments(client).create_work_pool(pool.name, pool.type)
 
 
-@task(name="register", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 4],
-      retry_condition_fn=_retry_transient)  # fmt: skip
-async def register(change: Change) -> Outcome:
-    assert change.desired is not None
+async def _apply_batch(verb: str, changes: Sequence[Change], limit: WriteLimit) -> list[Outcome]:
+    """Apply changes one after another through one client; each is retried on its own."""
+    logger = get_run_logger()
+    outcomes: list[Outcome] = []
     async with api_client() as client:
-        deployment_id = await PrefectDeployments(client).register(
-            change.desired, change.live, [d.field for d in change.diffs] if change.live else None
-        )
-    return Outcome(
-        deployment=change.name, action=change.action, status="done", deployment_id=deployment_id
+        api = PrefectDeployments(client)
+        for change in changes:
+            async with limit:
+                outcome = await apply_change(api, change)
+            if outcome.status == "failed":
+                logger.warning("%s[%s] failed: %s", verb, change.name, outcome.detail)
+            outcomes.append(outcome)
+    done = sum(o.status == "done" for o in outcomes)
+    logger.info("%s: %d done, %d failed", verb, done, len(outcomes) - done)
+    await acreate_table_artifact(
+        table=[
+            {
+                "deployment": o.deployment,
+                "action": o.action,
+                "status": o.status,
+                "deployment_id": o.deployment_id or "",
+                "detail": o.detail or "",
+            }
+            for o in outcomes
+        ],
+        description=f"{verb}: what happened to each deployment of this batch.",
     )
+    return outcomes
 
 
-@task(name="prune", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 4],
-      retry_condition_fn=_retry_transient)  # fmt: skip
-async def prune_deployment(change: Change) -> Outcome:
-    assert change.live is not None
-    async with api_client() as client:
-        await PrefectDeployments(client).delete(change.live)
-    return Outcome(deployment=change.name, action="prune", status="done")
+# One task run per batch of changes, not per change: a task run costs the SQLite server
+# about as much writing (its states, as events) as the deployment write itself, and the
+# two collide (bench/README.md). Each change is still retried alone (`apply_change`).
+@task(name="register", cache_policy=NO_CACHE)
+async def register(changes: Sequence[Change], limit: WriteLimit) -> list[Outcome]:
+    return await _apply_batch("register", changes, limit)
+
+
+@task(name="prune", cache_policy=NO_CACHE)
+async def prune_deployment(changes: Sequence[Change], limit: WriteLimit) -> list[Outcome]:
+    return await _apply_batch("prune", changes, limit)
 
 
 @task(name="report", task_run_name="report", cache_policy=NO_CACHE)
@@ -222,29 +259,47 @@ async def report_task(report: Report) -> Report:
                 "action": item.action,
                 "status": item.status,
                 "version": item.version or "",
+                "deployment_id": item.deployment_id or "",
                 "detail": ", ".join(item.fields) or item.detail or "",
             }
             for item in report.items
         ],
-        description="Every deployment of the reconcile with its action and version.",
+        description="Every deployment of the reconcile with its action, status, version and id.",
     )
     return report
 
 
-async def _run_change(task_fn: Any, change: Change, limit: WriteLimit) -> Outcome:
+def batch_run_name(verb: str, batch: Sequence[Change], index: int, count: int) -> str:
+    """`register[flow/deployment]` for a batch of one, else
+    `register[batch 3/10: 50 deployments]`."""
+    if len(batch) == 1:
+        return f"{verb}[{batch[0].name}]"
+    return f"{verb}[batch {index}/{count}: {len(batch)} deployments]"
+
+
+async def _run_batches(task_fn: Any, changes: Sequence[Change], limit: WriteLimit) -> list[Outcome]:
     verb = "register" if task_fn is register else "prune"
-    async with limit:
-        state = await task_fn.with_options(task_run_name=f"{verb}[{change.name}]")(
-            change, return_state=True
+    batches = batch_changes(changes, WRITE_BATCH)
+
+    async def run(index: int, batch: tuple[Change, ...]) -> list[Outcome]:
+        name = batch_run_name(verb, batch, index, len(batches))
+        state = await task_fn.with_options(task_run_name=name)(
+            unwalked(batch), limit, return_state=True
         )
-    try:
-        outcome: Outcome = await state.aresult()
-        return outcome
-    except Exception as exc:
-        return Outcome(
-            deployment=change.name, action=change.action, status="failed",
-            detail=failure_detail(exc),
-        )  # fmt: skip
+        try:
+            outcomes: list[Outcome] = await state.aresult()
+            return outcomes
+        except Exception as exc:  # the batch itself broke (apply_change never raises)
+            return [
+                Outcome(deployment=c.name, action=c.action, status="failed",
+                        detail=failure_detail(exc))
+                for c in batch
+            ]  # fmt: skip
+
+    # Batches run side by side while the server takes concurrent writes; `limit` gates
+    # each write, and narrows to one at a time at the server's first refusal.
+    results = await asyncio.gather(*(run(i, b) for i, b in enumerate(batches, start=1)))
+    return [outcome for outcomes in results for outcome in outcomes]
 
 
 async def _ensure_lock(name: str) -> None:
@@ -346,23 +401,27 @@ async def deploy_manager(
         step_failures: dict[str, str] = {}
         if not dry_run:
             outputs, step_failures = await _run_steps(plan_step_runs(desired.specs), checkout)
-        resolved = await resolve_templates(desired, outputs, step_failures)
+        resolved = await resolve_templates(unwalked(desired), outputs, step_failures)
         desired = dataclasses.replace(desired, specs=resolved.specs)
         if dry_run:  # reads only: no lock to create or hold
-            state = await read_live_deployments(desired)
-            plan = await plan_changes(desired, state, checkout, options, resolved)
+            state = await read_live_deployments(unwalked(desired))
+            plan = await plan_changes(
+                unwalked(desired), unwalked(state), checkout, options, unwalked(resolved)
+            )
             outcomes, notes = await _apply(plan, options, resolved.failures)
         else:
             lock = _artifact_key("lock", source)
             # One reconcile of a source at a time: the plan must see what the last one wrote.
             async with source_lock(lock):
-                state = await read_live_deployments(desired)
-                plan = await plan_changes(desired, state, checkout, options, resolved)
+                state = await read_live_deployments(unwalked(desired))
+                plan = await plan_changes(
+                    unwalked(desired), unwalked(state), checkout, options, unwalked(resolved)
+                )
                 outcomes, notes = await _apply(plan, options, resolved.failures)
         report = build_report(
             plan, outcomes, checkout, desired, ref=ref, dry_run=dry_run, notes=notes
         )
-        report = await report_task(report)
+        report = await report_task(unwalked(report))
     finally:
         shutil.rmtree(checkout.path, ignore_errors=True)
     if report.failed:
@@ -409,7 +468,7 @@ async def _apply(
         ]
         changes = tuple(c for c in changes if c.name not in pool.used_by)
     limit = WriteLimit(REGISTER_CONCURRENCY)
-    outcomes += await asyncio.gather(*(_run_change(register, c, limit) for c in changes))
+    outcomes += await _run_batches(register, changes, limit)
     prunes = plan.by_action("prune")
     skip = prune_skip_reason(outcomes, plan)
     if prunes and skip:
@@ -419,5 +478,5 @@ async def _apply(
             for c in prunes
         ]
     else:
-        outcomes += await asyncio.gather(*(_run_change(prune_deployment, c, limit) for c in prunes))
+        outcomes += await _run_batches(prune_deployment, prunes, limit)
     return outcomes, notes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -142,7 +143,6 @@ def test_task_runs_are_the_named_steps(source_block: str, repo: dict[str, str]) 
             )
         return sorted((r.name, r.state.type.value) for r in runs)
 
-    a, b, c = (f"{repo[k]}/{k}-prod" for k in "abc")
     assert run_sync(task_runs()) == sorted(
         [
             ("fetch-source", "COMPLETED"),
@@ -150,12 +150,31 @@ def test_task_runs_are_the_named_steps(source_block: str, repo: dict[str, str]) 
             ("resolve-templates", "COMPLETED"),
             ("read-live-deployments", "COMPLETED"),
             ("plan", "COMPLETED"),
-            (f"register[{a}]", "COMPLETED"),
-            (f"register[{b}]", "COMPLETED"),
-            (f"register[{c}]", "COMPLETED"),
+            ("register[batch 1/1: 3 deployments]", "COMPLETED"),
             ("report", "COMPLETED"),
         ]
     )
+
+    async def batch_table() -> list[dict[str, str]]:
+        from prefect import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        async with get_client() as client:
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+                )
+            )
+        (batch,) = [a for a in artifacts if a.key is None and a.task_run_id is not None]
+        rows: list[dict[str, str]] = (
+            json.loads(batch.data) if isinstance(batch.data, str) else batch.data
+        )
+        return rows
+
+    ids = {i.deployment: i.deployment_id for i in report.items}
+    assert sorted(
+        (r["deployment"], r["status"], r["deployment_id"]) for r in run_sync(batch_table())
+    ) == sorted((name, "done", ids[name]) for name in ids)
 
 
 def test_second_run_on_the_same_commit_writes_nothing(

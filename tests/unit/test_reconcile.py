@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
+
 from control_plane.discovery import discover
-from control_plane.plans import LiveDeployment
+from control_plane.errors import ApplyError, TransientError
+from control_plane.plans import Change, LiveDeployment
 from control_plane.reconcile import (
     GIT_CLONE_STEP,
     Outcome,
     ReconcileOptions,
+    apply_change,
+    batch_changes,
     build_desired,
     build_report,
     compute_plan,
@@ -129,3 +137,68 @@ def test_report_lines_keep_the_remedy_discover_shows(tmp_path) -> None:
     table = render_report_table(build_report(plan, [], found, desired, ref=None, dry_run=False))
     (problem,) = discovery.errors
     assert problem.remedy and f"({problem.remedy})" in table
+
+
+class FlakyAPI:
+    """An in-memory `DeploymentsAPI`: refuses the names in `transient` that many times
+    (a TransientError), refuses the names in `broken` for good (an ApplyError)."""
+
+    def __init__(self, transient: dict[str, int] | None = None, broken: tuple[str, ...] = ()):
+        self.transient = dict(transient or {})
+        self.broken = broken
+        self.calls: list[str] = []
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if name in self.broken:
+            raise ApplyError(f"register[{name}]", "the Prefect API refused it (422): bad")
+        if self.transient.get(name, 0) > 0:
+            self.transient[name] -= 1
+            raise TransientError(f"register[{name}]: the Prefect API answered 503")
+
+    async def register(self, spec: Any, live: Any = None, changed: Any = None) -> str:
+        self._call(spec.full_name)
+        return f"id-{spec.full_name}"
+
+    async def delete(self, live: Any) -> None:
+        self._call(live.full_name)
+
+
+def _changes(names: list[str]) -> list[Change]:
+    desired = build_desired(checkout(), discover(EXAMPLES), ReconcileOptions())
+    spec = desired.specs[0]
+    out = []
+    for name in names:
+        flow, deployment = name.split("/")
+        renamed = spec.model_copy(update={"flow_name": flow, "name": deployment})
+        out.append(Change(action="create", name=name, desired=renamed))
+    return out
+
+
+def test_apply_change_retries_a_transient_error_for_that_change_alone() -> None:
+    a, b, c = _changes(["f/a", "f/b", "f/c"])
+    api = FlakyAPI(transient={"f/a": 2, "f/c": 5}, broken=("f/b",))
+
+    async def run() -> list[Outcome]:
+        return [await apply_change(api, x, retry_delays=(0, 0, 0)) for x in (a, b, c)]  # type: ignore[arg-type]
+
+    done, broken, flaky = asyncio.run(run())
+    assert (done.status, done.deployment_id, done.detail) == ("done", "id-f/a", None)
+    assert (broken.status, broken.deployment_id) == ("failed", None)
+    assert broken.detail == "register[f/b]: the Prefect API refused it (422): bad"
+    assert (flaky.status, flaky.detail) == (
+        "failed", "register[f/c]: the Prefect API answered 503",
+    )  # fmt: skip
+    assert api.calls == ["f/a"] * 3 + ["f/b"] + ["f/c"] * 4  # never re-sends a refusal
+
+
+@pytest.mark.parametrize(
+    ("count", "size", "sizes"),
+    [(0, 50, []), (1, 50, [1]), (3, 50, [3]), (50, 50, [50]), (51, 50, [26, 25]),
+     (500, 50, [50] * 10), (101, 50, [34, 34, 33]), (5, 0, [1] * 5)],
+)  # fmt: skip
+def test_batches_keep_the_order_and_even_sizes(count: int, size: int, sizes: list[int]) -> None:
+    changes = _changes([f"f/d{i}" for i in range(count)]) if count else []
+    batches = batch_changes(changes, size)
+    assert [len(b) for b in batches] == sizes
+    assert [c for b in batches for c in b] == changes
