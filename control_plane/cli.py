@@ -341,15 +341,10 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     )
     repository = commit_directory_snapshot(examples, home / "example-repository")
     asyncio.run(_ensure_process_pools(["local-process", "default"]))
-    args.path_or_url, args.source, args.ref, args.environment = (
-        str(repository),
-        "examples",
-        None,
-        None,
+    # exactly what `deploy-manager apply REPOSITORY --source examples` does, defaults included
+    status = cmd_apply(
+        build_parser().parse_args(["apply", str(repository), "--source", "examples"])
     )
-    args.dry_run = args.no_prune = args.force_prune = args.json = args.update_source = False
-    args.only = None
-    status = cmd_apply(args)
     print(
         f"The server keeps running (pid {server.pid}); "
         f"stop it with `make stop`. Open the UI at {server.ui_url}"
