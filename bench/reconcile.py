@@ -215,32 +215,14 @@ async def floor_loop(repo: Path, source: str) -> dict[str, float]:
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 
-    from control_plane.prefect_api import _concurrency_options, schedule_creates
+    from control_plane.prefect_api import create_arguments
 
     specs = floor_specs(repo, source)
     async with get_client() as client:
         began = time.perf_counter()
         for spec in specs:
             flow_id = await client.create_flow_from_name(spec.flow_name)
-            await client.create_deployment(
-                flow_id=flow_id,
-                name=spec.name,
-                version=spec.version,
-                schedules=schedule_creates(spec.schedules),
-                concurrency_limit=spec.concurrency_limit,
-                concurrency_options=_concurrency_options(spec.concurrency_options),
-                parameters=dict(spec.parameters),
-                description=spec.description or "",
-                work_queue_name=spec.work_queue_name,
-                work_pool_name=spec.work_pool_name,
-                tags=list(spec.tags),
-                entrypoint=spec.entrypoint,
-                parameter_openapi_schema=dict(spec.parameter_openapi_schema),
-                paused=spec.paused,
-                pull_steps=[dict(s) for s in spec.pull_steps] if spec.pull_steps else None,
-                enforce_parameter_schema=spec.enforce_parameter_schema,
-                job_variables=dict(spec.job_variables),
-            )
+            await client.create_deployment(flow_id=flow_id, **create_arguments(spec))
         created = time.perf_counter() - began
         began = time.perf_counter()
         found, offset = 0, 0

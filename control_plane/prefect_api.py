@@ -606,26 +606,7 @@ class PrefectDeployments:
 
     async def _create(self, spec: DeploymentSpec) -> UUID:
         flow_id = await self.client.create_flow_from_name(spec.flow_name)
-        return await self.client.create_deployment(
-            flow_id=flow_id,
-            name=spec.name,
-            version=spec.version,
-            schedules=schedule_creates(spec.schedules),
-            concurrency_limit=spec.concurrency_limit,
-            concurrency_options=_concurrency_options(spec.concurrency_options),
-            parameters=dict(spec.parameters),
-            # The 3.8 server stores a missing description as the string "None".
-            description=spec.description or "",
-            work_queue_name=spec.work_queue_name,
-            work_pool_name=spec.work_pool_name,
-            tags=list(spec.tags),
-            entrypoint=spec.entrypoint,
-            parameter_openapi_schema=dict(spec.parameter_openapi_schema),
-            paused=spec.paused,
-            pull_steps=[dict(s) for s in spec.pull_steps] if spec.pull_steps else None,
-            enforce_parameter_schema=spec.enforce_parameter_schema,
-            job_variables=dict(spec.job_variables),
-        )
+        return await self.client.create_deployment(flow_id=flow_id, **create_arguments(spec))
 
     async def _update(
         self, spec: DeploymentSpec, live: LiveDeployment, changed: set[str] | None
@@ -718,6 +699,29 @@ class PrefectDeployments:
                     await self.client.delete_flow_run(run.id)
         except Exception as exc:
             raise _translate(exc, change) from exc
+
+
+def create_arguments(spec: DeploymentSpec) -> dict[str, Any]:
+    """What `client.create_deployment` is sent for a new deployment (besides its flow id)."""
+    return {
+        "name": spec.name,
+        "version": spec.version,
+        "schedules": schedule_creates(spec.schedules),
+        "concurrency_limit": spec.concurrency_limit,
+        "concurrency_options": _concurrency_options(spec.concurrency_options),
+        "parameters": dict(spec.parameters),
+        # The 3.8 server stores a missing description as the string "None".
+        "description": spec.description or "",
+        "work_queue_name": spec.work_queue_name,
+        "work_pool_name": spec.work_pool_name,
+        "tags": list(spec.tags),
+        "entrypoint": spec.entrypoint,
+        "parameter_openapi_schema": dict(spec.parameter_openapi_schema),
+        "paused": spec.paused,
+        "pull_steps": [dict(s) for s in spec.pull_steps] if spec.pull_steps else None,
+        "enforce_parameter_schema": spec.enforce_parameter_schema,
+        "job_variables": dict(spec.job_variables),
+    }
 
 
 def _concurrency_options(options: dict[str, Any] | None) -> Any:
