@@ -9,7 +9,7 @@ import pytest
 
 from control_plane.discovery import discover
 from control_plane.errors import ApplyError, TransientError
-from control_plane.plans import Change, LiveDeployment
+from control_plane.plans import Change
 from control_plane.reconcile import (
     GIT_CLONE_STEP,
     Outcome,
@@ -25,7 +25,7 @@ from control_plane.reconcile import (
 )
 from control_plane.sources import Checkout
 from tests.conftest import EXAMPLES
-from tests.unit.test_plans import SHARED_FIELDS
+from tests.unit.test_plans import live_of
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -69,13 +69,7 @@ def test_process_pools_get_a_clone_pinned_to_the_commit() -> None:
 def test_a_new_commit_with_the_same_code_is_unchanged() -> None:
     desired = build_desired(checkout(), discover(EXAMPLES), ReconcileOptions())
     specs = finalize_specs(desired.specs, [], {"local-process": "process"}, checkout())
-    live = [
-        LiveDeployment(
-            id=f"id-{i}",
-            **spec.model_dump(include=SHARED_FIELDS),
-        )
-        for i, spec in enumerate(specs)
-    ]  # fmt: skip
+    live = [live_of(spec) for spec in specs]  # what the server returns for them
     newer = Checkout(**{**checkout().__dict__, "commit": "f" * 40})
     desired2 = build_desired(newer, discover(EXAMPLES), ReconcileOptions())
     specs2 = finalize_specs(desired2.specs, live, {"local-process": "process"}, newer)
