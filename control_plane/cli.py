@@ -265,9 +265,13 @@ def require_api(command: str) -> str:
 
     error = asyncio.run(health())
     if error is not None:
+        from control_plane.sources import scrub
+
         raise ConfigError(
-            f"cannot reach the Prefect API at {url}: {type(error).__name__}: {error}; is the "
-            f"server running? (PREFECT_API_URL={url})"
+            scrub(
+                f"cannot reach the Prefect API at {url}: {type(error).__name__}: {error}; is "
+                f"the server running? (PREFECT_API_URL={url})"
+            )
         )
     return str(url)
 
@@ -285,8 +289,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         choose_source(url, args.source, update=args.update_source, dry_run=args.dry_run)
     )
     if choice.saved:
-        print(f"deploy-manager: {choice.saved} the source block {choice.name!r} -> {url}",
-              file=sys.stderr)  # fmt: skip
+        print(f"deploy-manager: {choice.saved} the source block {choice.name!r} -> "
+              f"{choice.url}", file=sys.stderr)  # fmt: skip
     report, state = asyncio.run(
         run_apply(
             choice.name,

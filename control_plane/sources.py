@@ -3,19 +3,31 @@
 `read_local_checkout` describes a directory the user already has (the CLI's PATH).
 Fetching a source through a prefect-github `GitHubRepository` block lives here too
 (`fetch_checkout`), since it is the same noun seen from the flow. Only this module runs git.
+
+Credentials never travel in a URL: a token given as `https://user:TOKEN@host/repo.git` is
+taken out on the way in (`split_credentials`) and kept in a `GitHubCredentials` block; a
+block or flow parameter that still carries one is refused; every text git produces is
+`scrub`bed before it reaches an error, a log or a state; a checkout keeps no token on disk
+(its `origin` is the plain URL, git's credential helpers are off while it clones) and no
+image build sees its `.git` (`keep_git_out_of_images`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from control_plane.errors import ConfigError, TransientError
+from control_plane.files import read_repository_bytes
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,77 @@ class Checkout:
     credentials_block: str | None = None  # GitHubCredentials block the remote needs
 
 
+# --- credentials ---------------------------------------------------------------------
+
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@'\"]+@")
+
+
+def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """`text` without credentials: the user part of every URL in it, and each secret."""
+    text = _URL_USERINFO.sub(r"\g<scheme>", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """An http(s) URL without its credentials, and the token they held (the password, or
+    the user name alone as in `https://TOKEN@github.com/...`); other URLs as they are."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), unquote(password or user) or None
+
+
+def _token(credentials: Any) -> str | None:
+    token = getattr(credentials, "token", None)
+    return token.get_secret_value() if token is not None else None
+
+
+def _token_of(block: Any) -> str | None:
+    return _token(getattr(block, "credentials", None))
+
+
+def _authenticated_url(block: Any) -> str:
+    """The URL git is given, with the block's token as prefect-github gives it (https)."""
+    url: str = block.repository_url
+    parts, token = urlsplit(url), _token_of(block)
+    if parts.scheme != "https" or not token:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{token}@{parts.netloc}"))
+
+
+# git never prompts (a run has no terminal; a CLI must not hang) and never hands a token to
+# a credential helper that would store it (`credential.helper=` empties the list).
+_GIT_ENVIRONMENT = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "credential.helper",
+    "GIT_CONFIG_VALUE_0": "",
+}
+
+
+@contextlib.contextmanager
+def _git_environment() -> Iterator[None]:
+    """The process environment of a clone prefect-github runs (it takes no `env=`)."""
+    saved = {key: os.environ.get(key) for key in _GIT_ENVIRONMENT}
+    os.environ.update(_GIT_ENVIRONMENT)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# --- git ---------------------------------------------------------------------------------
+
+
 def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run git; a missing git or a hung one becomes our error, the rest is the caller's."""
     try:
@@ -40,18 +123,21 @@ def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
             text=True,
             timeout=300,
             check=False,
+            env={**os.environ, **_GIT_ENVIRONMENT},
         )
     except FileNotFoundError as exc:
         raise ConfigError("git is not installed; install git (e.g. apt-get install git)") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise TransientError(f"git {' '.join(args[:2])} timed out after 300 s") from exc
+    except subprocess.TimeoutExpired:
+        raise TransientError(scrub(f"git {' '.join(args[:2])} timed out after 300 s")) from None
 
 
 def run_git(args: list[str], cwd: Path, *, check: bool = True) -> str:
     """Run git and return its stdout; translate failures into our errors."""
     completed = _git(args, cwd)
     if check and completed.returncode != 0:
-        raise TransientError(f"git {' '.join(args)} failed: {completed.stderr.strip()[-500:]}")
+        raise TransientError(
+            scrub(f"git {' '.join(args)} failed: {completed.stderr.strip()[-500:]}")
+        )
     return completed.stdout.strip() if completed.returncode == 0 else ""
 
 
@@ -65,6 +151,8 @@ def read_local_checkout(path: Path, source: str | None = None) -> Checkout:
     commit = run_git(["rev-parse", "HEAD"], path, check=False) or None
     branch = run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], path, check=False) or None
     remote = run_git(["config", "--get", "remote.origin.url"], path, check=False) or None
+    if remote:
+        remote = split_credentials(remote)[0]
     return Checkout(path=path, source=name, commit=commit, branch=branch, remote_url=remote)
 
 
@@ -101,7 +189,27 @@ class SourceChoice:
 
     name: str  # the GitHubRepository block's name
     repository_url: str | None = None  # clone this instead of the block's URL (not saved)
-    saved: str | None = None  # "created" / "re-pointed" when the block was written
+    saved: str | None = None  # what was written to the block, when it was
+    url: str | None = None  # the repository's URL without credentials: safe to show
+
+
+async def _save_credentials(name: str, token: str) -> Any:
+    """The `GitHubCredentials` block `name` holding `token`: created, or the existing one
+    when it holds the same token (another token under that name is not overwritten)."""
+    from prefect_github import GitHubCredentials
+
+    try:
+        existing = await GitHubCredentials.aload(name)
+    except ValueError:
+        credentials = GitHubCredentials(token=token)
+        await credentials.asave(name)
+        return await GitHubCredentials.aload(name)
+    if _token(existing) != token:
+        raise ConfigError(
+            f"the GitHubCredentials block {name!r} holds another token; delete it or "
+            "update its token in the UI (Blocks), then run apply again"
+        )
+    return existing
 
 
 async def choose_source(
@@ -114,37 +222,67 @@ async def choose_source(
     other's deployments) and never rewritten (its credentials and reference stay). It is
     re-pointed only with `--update-source`. A dry run writes no block: it clones the URL
     from an unsaved block instead.
+
+    A token in the URL is taken out of it: saved as the `GitHubCredentials` block
+    `<name>-credentials` that the source's block refers to, never in the block's URL,
+    never passed on as a flow parameter (so a dry run cannot take one for a block that
+    does not hold it yet).
     """
     from prefect_github import GitHubRepository
 
     if url is None and name is None:
         raise ConfigError("give a repository path or URL, or --source BLOCK_NAME")
-    name = name or block_name_for(str(url))
+    clean, token = split_credentials(url) if url is not None else (None, None)
+    name = name or block_name_for(str(clean))
     existing = await _load_repository_block(name)
+    if token is not None and dry_run and (existing is None or _token_of(existing) != token):
+        raise ConfigError(
+            f"{clean} was given with credentials in the URL, and a dry run saves nothing: "
+            "a token is kept only in a GitHubCredentials block, never passed along in a "
+            f"URL. Run `deploy-manager apply URL --source {name}` once without --dry-run "
+            "(it stores the token in a block), or create the GitHubCredentials block and "
+            "the GitHubRepository block in the UI; then dry-run with --source"
+        )
     if existing is None:
-        if url is None:
+        if clean is None:
             raise ConfigError(
                 f"no GitHubRepository block named {name!r}: create it in the UI (Blocks -> "
                 "GitHub Repository) or give the repository: deploy-manager apply PATH_OR_URL"
             )
         if dry_run:
-            return SourceChoice(name, repository_url=url)
-        await GitHubRepository(repository_url=url).asave(name)
-        return SourceChoice(name, saved="created")
-    if url is None or existing.repository_url == url:
-        return SourceChoice(name)
+            return SourceChoice(name, repository_url=clean, url=clean)
+        block = GitHubRepository(repository_url=clean)
+        if token is not None:
+            block.credentials = await _save_credentials(f"{name}-credentials", token)
+        await block.asave(name)
+        saved = "created" + (f" (token in the block {name}-credentials)" if token else "")
+        return SourceChoice(name, saved=saved, url=clean)
+    current, current_token = split_credentials(existing.repository_url)
+    same_credentials = token is None or token == _token_of(existing)
+    fix = update and current_token is not None  # a token in the block's URL, moved out
+    if clean is None or (current == clean and same_credentials and not fix):
+        return SourceChoice(name, url=current)
     if not update:
+        if current == clean:
+            raise ConfigError(
+                f"the source {name!r} keeps its own credentials for {current}, not the "
+                "token in this URL; to store this token in it, add --update-source"
+            )
         raise ConfigError(
-            f"the source {name!r} is the GitHubRepository block for {existing.repository_url}, "
-            f"not {url}; its deployments belong to that repository. Name this one "
-            f"differently (--source {_suggested_name(url)}), or re-point {name!r} at it "
+            f"the source {name!r} is the GitHubRepository block for {current}, "
+            f"not {clean}; its deployments belong to that repository. Name this one "
+            f"differently (--source {_suggested_name(clean)}), or re-point {name!r} at it "
             "with --update-source (its deployments then follow the new repository)"
         )
     if dry_run:
-        return SourceChoice(name, repository_url=url)
-    existing.repository_url = url
+        return SourceChoice(name, repository_url=clean, url=clean)
+    existing.repository_url = clean
+    token = token or current_token
+    if token is not None:
+        existing.credentials = await _save_credentials(f"{name}-credentials", token)
     await existing.asave(name, overwrite=True)
-    return SourceChoice(name, saved="re-pointed")
+    what = "re-pointed" if current != clean else "updated the credentials of"
+    return SourceChoice(name, saved=what, url=clean)
 
 
 async def fetch_checkout(
@@ -171,12 +309,14 @@ async def fetch_checkout(
             f"no GitHubRepository block named {block_name!r}: create it in the UI "
             "(Blocks -> GitHub Repository) or with `deploy-manager apply PATH_OR_URL`"
         )
+    _refuse_credentials_in_url(block_name, block.repository_url, repository_url is not None)
     sha = ref if ref and is_commit_sha(ref) else None
     if ref and not sha:
         block = block.model_copy(update={"reference": ref})
     directory = Path(tempfile.mkdtemp(prefix=f"deploy-manager-{block_name}-"))
     try:
         commit, branch = await _clone(block, directory, ref, sha)
+        keep_git_out_of_images(directory)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)  # a failed fetch leaves nothing behind
         raise
@@ -187,6 +327,51 @@ async def fetch_checkout(
         branch=branch,
         remote_url=block.repository_url,
         credentials_block=_credentials_name(block),
+    )
+
+
+def keep_git_out_of_images(directory: Path) -> None:
+    """No image built from the checkout takes its `.git` into the build context.
+
+    Docker reads `.dockerignore` at the context's root: `.git` is added at its end (the
+    last pattern wins, even over a `!.git`), as a plain file of the checkout (a symlink is
+    never written through; what it pointed to inside the checkout is kept). git is told
+    not to see the change, so a step that asks whether the tree is clean (`git describe
+    --dirty`, `git status --porcelain`) gets the answer it got before.
+    """
+    ignore = directory / ".dockerignore"
+    try:
+        kept = read_repository_bytes(directory, ".dockerignore").decode(errors="replace")
+    except OSError:  # none, or a link that leads outside the checkout: not read
+        kept = ""
+    if ignore.is_symlink() or ignore.exists():
+        ignore.unlink()
+    ignore.write_text(kept + ("" if kept.endswith("\n") or not kept else "\n") + ".git\n")
+    tracked = _git(["ls-files", "--error-unmatch", ".dockerignore"], directory)
+    if tracked.returncode == 0:
+        run_git(["update-index", "--skip-worktree", ".dockerignore"], directory)
+    else:
+        exclude = directory / ".git" / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        with exclude.open("a") as handle:
+            handle.write("/.dockerignore\n")
+
+
+def _refuse_credentials_in_url(source: str, url: str, from_parameter: bool) -> None:
+    """A token in a URL would be copied into every deployment's pull step and shown to
+    everyone who reads the block or the flow run: refused, with where to keep it instead."""
+    clean, token = split_credentials(url)
+    if token is None:
+        return
+    where = "the flow parameter repository_url" if from_parameter else (
+        f"the repository URL of the GitHubRepository block {source!r}"
+    )  # fmt: skip
+    raise ConfigError(
+        f"{where} carries credentials ({clean} with a user or token); a token is kept only "
+        "in a GitHubCredentials block: run `deploy-manager apply https://TOKEN@HOST/REPO.git "
+        f"--source {source} --update-source` (it moves the token into the block "
+        f"{source}-credentials), or set the block's URL to {clean} and its credentials "
+        "in the UI"
     )
 
 
@@ -226,7 +411,9 @@ _USER_CLONE_ERRORS = (
 
 def clone_error(url: str, reference: str | None, message: str) -> Exception:
     """A failed clone as our error: a missing ref, a wrong URL or refused credentials are
-    the user's (`ConfigError`, one line with the remedy); anything else may be retried."""
+    the user's (`ConfigError`, one line with the remedy); anything else may be retried.
+    No credentials survive into the error: git's text and the URL are scrubbed."""
+    url, message = scrub(url), scrub(message)
     detail = next(
         (line.strip() for line in message.splitlines() if "fatal:" in line or "error:" in line),
         message.strip().splitlines()[-1] if message.strip() else "git clone failed",
@@ -237,7 +424,9 @@ def clone_error(url: str, reference: str | None, message: str) -> Exception:
             remedy = {
                 "ref": f"push {reference!r} first, or pass an existing branch or tag (--ref)",
                 "url": "check the repository URL of the source block",
-                "auth": "check the token of the source's GitHubCredentials block",
+                "auth": "check the token of the source's GitHubCredentials block (a "
+                "source without one gets it with `deploy-manager apply "
+                "https://TOKEN@HOST/REPO.git --source NAME --update-source`)",
             }[kind]
             return ConfigError(f"cannot clone {where}: {detail}; {remedy}")
     return TransientError(f"cloning {where} failed: {detail}")
@@ -249,8 +438,8 @@ def _resolve_short_sha(directory: Path, sha: str, block: Any) -> str:
     A remote serves whole shas only, so the branches' history is fetched and the prefix
     resolved locally; a prefix two commits share is refused with both.
     """
-    _git(["fetch", "--quiet", "--unshallow", "origin", "+refs/heads/*:refs/remotes/origin/*"],
-         directory)  # fmt: skip
+    _git(["fetch", "--quiet", "--unshallow", _authenticated_url(block),
+          "+refs/heads/*:refs/remotes/origin/*"], directory)  # fmt: skip
     found = _git(["rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}"], directory)
     if found.returncode == 0:
         return found.stdout.strip()
@@ -269,17 +458,30 @@ def _resolve_short_sha(directory: Path, sha: str, block: Any) -> str:
 async def _clone(
     block: Any, directory: Path, ref: str | None, sha: str | None
 ) -> tuple[str, str | None]:
-    """Clone through the block into `directory`; the commit and the branch it is at."""
+    """Clone through the block into `directory`; the commit and the branch it is at.
+
+    prefect-github clones with the token in the URL, so the clone's `origin` keeps it:
+    `origin` is set back to the plain URL at once, and later fetches name the
+    authenticated URL on the command line only.
+    """
+    token = _token_of(block)
     try:
-        await block.aget_directory(local_path=str(directory))
+        with _git_environment():
+            await block.aget_directory(local_path=str(directory))
     except RuntimeError as exc:
-        raise clone_error(block.repository_url, block.reference, str(exc)) from None
+        raise clone_error(block.repository_url, block.reference, scrub(str(exc), [token])) from None
+    finally:
+        if (directory / ".git").exists():
+            _git(["remote", "set-url", "origin", block.repository_url], directory)
     if sha and len(sha) == 40:
-        fetched = _git(["fetch", "--quiet", "--depth", "1", "origin", sha], directory)
+        fetched = _git(
+            ["fetch", "--quiet", "--depth", "1", _authenticated_url(block), sha], directory
+        )
         if fetched.returncode != 0:
             raise ConfigError(
                 f"commit {sha} cannot be fetched from {block.repository_url}: "
-                f"{fetched.stderr.strip()[-300:]} (pass a sha that exists on the remote)"
+                f"{scrub(fetched.stderr.strip()[-300:], [token])} (pass a sha that exists "
+                "on the remote)"
             )
         run_git(["checkout", "--quiet", "--detach", "FETCH_HEAD"], directory)
     elif sha:

@@ -63,3 +63,91 @@ def test_clone_failures_the_user_must_fix_are_config_errors(tmp_path: Path) -> N
     assert "check the repository URL" in str(missing_repo)
 
     assert isinstance(clone_error("u", None, "fatal: early EOF"), TransientError)
+
+
+@pytest.mark.parametrize(
+    ("url", "clean", "token"),
+    [
+        ("https://user:tok3n@host/o/r.git", "https://host/o/r.git", "tok3n"),
+        ("https://tok3n@github.com/o/r.git", "https://github.com/o/r.git", "tok3n"),
+        ("https://x-access-token:t%40k@host:8443/r", "https://host:8443/r", "t@k"),
+        ("https://github.com/o/r.git", "https://github.com/o/r.git", None),
+        ("git@github.com:o/r.git", "git@github.com:o/r.git", None),  # ssh: a user, no secret
+        ("/srv/git/r.git", "/srv/git/r.git", None),
+    ],
+)
+def test_credentials_are_taken_out_of_a_url(url: str, clean: str, token: str | None) -> None:
+    from control_plane.sources import split_credentials
+
+    assert split_credentials(url) == (clean, token)
+
+
+def test_scrub_removes_credentials_from_any_url_in_a_text_and_known_secrets() -> None:
+    from control_plane.sources import scrub
+
+    text = (
+        "fatal: unable to access 'https://user:tok3n@host/r.git/': 403\n"
+        "remote: token tok3n rejected; see http://a:b@h/x and ssh://git@h/y"
+    )
+    assert scrub(text, ["tok3n", None]) == (
+        "fatal: unable to access 'https://host/r.git/': 403\n"
+        "remote: token *** rejected; see http://h/x and ssh://h/y"
+    )
+
+
+def test_a_local_checkout_never_reports_the_credentials_of_its_origin(tmp_path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "--quiet", "-b", "main", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin",
+                    "https://me:s3cret@host/r.git"], check=True)  # fmt: skip
+    assert read_local_checkout(tmp_path).remote_url == "https://host/r.git"
+
+
+@pytest.mark.parametrize("tracked", [True, False])
+def test_git_stays_out_of_every_image_context_and_the_tree_stays_clean(
+    tmp_path: Path, tracked: bool
+) -> None:
+    import subprocess
+
+    from docker.utils.build import exclude_paths
+
+    from control_plane.sources import keep_git_out_of_images
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@x", *args], cwd=tmp_path,
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+
+    git("init", "--quiet", "-b", "main")
+    (tmp_path / "app.py").write_text("x = 1\n")
+    if tracked:  # a repository that asks for .git in its images
+        (tmp_path / ".dockerignore").write_text("*.pyc\n!.git")
+    git("add", "-A")
+    git("commit", "--quiet", "-m", "init")
+    keep_git_out_of_images(tmp_path)
+    patterns = (tmp_path / ".dockerignore").read_text().splitlines()
+    context = set(exclude_paths(str(tmp_path), patterns))
+    assert "app.py" in context
+    assert not [p for p in context if p == ".git" or p.startswith(".git/")]
+    assert git("status", "--porcelain") == ""
+    assert git("describe", "--always", "--dirty").strip().endswith("dirty") is False
+
+
+def test_a_dockerignore_that_links_outside_is_replaced_not_written_through(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+
+    from control_plane.sources import keep_git_out_of_images
+
+    outside = tmp_path / "outside"
+    outside.write_text("secret-pattern\n")
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "--quiet", "-b", "main", str(repo)], check=True)
+    (repo / ".dockerignore").symlink_to(outside)
+    keep_git_out_of_images(repo)
+    assert outside.read_text() == "secret-pattern\n"
+    assert not (repo / ".dockerignore").is_symlink()
+    assert (repo / ".dockerignore").read_text() == ".git\n"
