@@ -29,6 +29,7 @@ from prefect.utilities.annotations import quote
 
 from control_plane.discovery import Discovery, discover
 from control_plane.errors import ConfigError, TransientError
+from control_plane.liveness import ensure_crash_automation, heartbeats
 from control_plane.plans import Change, Plan, PoolToCreate, render_table
 from control_plane.prefect_api import PrefectDeployments, WriteLimit, api_client
 from control_plane.prefect_steps import Resolved, resolve_specs, run_step
@@ -316,6 +317,18 @@ async def _ensure_lock(name: str) -> None:
                 )
 
 
+async def _ensure_crash_detection() -> None:
+    """The automation that marks a killed reconcile Crashed (`control_plane.liveness`)."""
+    try:
+        async with api_client() as client:
+            await ensure_crash_automation(client)
+    except Exception as exc:  # a server without automations still reconciles
+        get_run_logger().warning(
+            "the automation that marks a killed reconcile Crashed could not be saved (%s); "
+            "a killed run will stay Running in the UI", failure_detail(exc)
+        )  # fmt: skip
+
+
 LOCK_LEASE_SECONDS = 60  # the server's minimum: a killed run's hold ends about this long after
 LOCK_WAIT_LOG_SECONDS = 15  # a waiting run says what it waits for this often
 
@@ -345,7 +358,7 @@ async def source_lock(name: str) -> AsyncIterator[None]:
                 return
         except TimeoutError:
             waited = (datetime.now(UTC) - since).total_seconds()
-            get_run_logger().info(
+            get_run_logger().warning(
                 "waiting for the lock %s since %s (%.0f s): another reconcile of this source "
                 "holds it; a run that was killed releases it within %d s",
                 name, since.isoformat(timespec="seconds"), waited, LOCK_LEASE_SECONDS + 15,
@@ -380,6 +393,31 @@ async def deploy_manager(
             `*` globs); empty means Prefect's and prefect-docker's built-in steps, without
             run_shell_script and pip_install_requirements in the preview environment.
     """
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    if not dry_run:  # before the first beat: the automation must see it to watch the run
+        await _ensure_crash_detection()
+    with heartbeats(run.id, run.name) if run else contextlib.nullcontext():
+        return await _deploy_manager(
+            source, ref, environment, dry_run, prune, force_prune, only, repository_url,
+            allowed_steps,
+        )  # fmt: skip
+
+
+async def _deploy_manager(
+    source: str,
+    ref: str | None,
+    environment: str | None,
+    dry_run: bool,
+    prune: bool,
+    force_prune: bool,
+    only: list[str] | None,
+    repository_url: str | None,
+    allowed_steps: list[str] | None,
+) -> Report:
+    """The flow's body, while its heartbeats beat (`control_plane.liveness`)."""
     options = ReconcileOptions(
         environment=environment or None,
         dry_run=dry_run,

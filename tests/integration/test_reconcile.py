@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -522,44 +523,100 @@ def test_two_runs_do_not_interleave(
     assert sorted([r1.counts["create"], r2.counts["create"]]) == [0, 3]
 
 
-def test_a_dead_holder_releases_the_lock_and_the_waiting_run_says_so(
-    source_block: str, repo: dict[str, str]
+def test_a_run_killed_holding_the_lock_is_marked_crashed_and_the_next_run_goes_on(
+    prefect_server: Any, source_block: str, remote: GitRemote
 ) -> None:
-    """A run killed while holding the lock stops renewing its lease; the next run goes on."""
+    """`kill -9` of an `apply` while it writes: its lease lapses, the waiting run says
+    what it waits for and then reconciles, and the killed run ends Crashed (the heartbeat
+    automation), not Running forever. All through the CLI, as a user runs it."""
+    import os
+    import signal
+    import subprocess
+    import sys
     import time
 
     from prefect import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
 
-    from flows.deploy_manager import LOCK_LEASE_SECONDS, _artifact_key, _ensure_lock
+    from control_plane.liveness import CRASH_AUTOMATION, CRASH_MESSAGE
+    from flows.deploy_manager import LOCK_LEASE_SECONDS, _artifact_key
+    from tests.conftest import REPO_ROOT
 
+    token = unique("k")
+    pool = f"pool-{token}"
+    run_sync(create_pool(pool))
+    count = 80  # enough writes to be killed in the middle of them
+    entries = [entry(f"d{i:02d}", "flows/k.py", pool) for i in range(count)]
+    remote.commit({"flows/k.py": flow_file(f"killed-{token}"),
+                   "prefect.yaml": prefect_yaml(pool, entries)}, "many")  # fmt: skip
     lock = _artifact_key("lock", source_block)
+    command = [sys.executable, "-m", "control_plane.cli", "apply", "--source", source_block,
+               "--json"]  # fmt: skip
 
-    async def take_and_die() -> None:  # what a kill -9'd holder leaves: a lease nobody renews
-        await _ensure_lock(lock)
+    async def held() -> bool:
         async with get_client() as client:
-            await client.increment_concurrency_slots_with_lease(
-                names=[lock], slots=1, mode="concurrency", lease_duration=LOCK_LEASE_SECONDS
-            )
+            return bool((await client.read_global_concurrency_limit_by_name(lock)).active_slots)
 
-    run_sync(take_and_die())
-    started = time.monotonic()
-    report, state = apply(source_block)
-    waited = time.monotonic() - started
-    assert state.is_completed(), state.message
-    assert report.counts["create"] == 3
-    assert waited < LOCK_LEASE_SECONDS + 15 + 60  # not Prefect's default 300 s lease
-
-    async def logs() -> list[str]:
+    async def newest_run() -> Any:
         async with get_client() as client:
-            found = await client.read_logs(
-                log_filter=LogFilter(
-                    flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])
-                )
-            )
-        return [log.message for log in found]
+            runs = await client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=5)
+        return next(r for r in runs if r.parameters.get("source") == source_block)
 
-    assert any(m.startswith(f"waiting for the lock {lock} since ") for m in run_sync(logs()))
+    first = subprocess.Popen(command, cwd=REPO_ROOT, env=prefect_server.environment(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        with contextlib.suppress(Exception):
+            if run_sync(held()):
+                break
+        time.sleep(0.2)
+    from control_plane.liveness import SECOND_BEAT_SECONDS
+
+    time.sleep(SECOND_BEAT_SECONDS)  # killed after its second beat, as almost any run is
+    if first.poll() is not None:
+        pytest.fail(f"the first apply ended before it was killed: {first.communicate()[1]}")
+    killed = run_sync(newest_run())
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    killed_at = time.monotonic()
+
+    second = subprocess.run(command, cwd=REPO_ROOT, env=prefect_server.environment(),
+                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    waited = time.monotonic() - killed_at
+    assert second.returncode == 0, second.stderr
+    report = json.loads(second.stdout)
+    assert report["state"] == "COMPLETED"
+    assert {i["status"] for i in report["items"]} <= {"done", "unchanged"}
+    assert len(report["items"]) == count
+    assert waited < LOCK_LEASE_SECONDS + 15 + 60  # the lease, not Prefect's default 300 s
+    assert run_sync(held()) is False
+
+    async def state_and_logs() -> tuple[Any, list[str]]:
+        async with get_client() as client:
+            (run,) = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[killed.id]))
+            )
+            waiting = await newest_run()
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[waiting.id]))
+            )
+        return run.state, [log.message for log in logs]
+
+    deadline = time.monotonic() + 180
+    state, logs = run_sync(state_and_logs())
+    while not state.is_crashed() and time.monotonic() < deadline:
+        time.sleep(5)
+        state, logs = run_sync(state_and_logs())
+    assert state.is_crashed(), f"{state.type}: {state.message}; automation {CRASH_AUTOMATION}"
+    assert state.message == CRASH_MESSAGE
+    assert any(m.startswith(f"waiting for the lock {lock} since ") for m in logs)
 
 
 def test_guard_a_file_with_a_problem_keeps_its_deployment(
