@@ -119,7 +119,13 @@ def test_a_token_in_a_url_goes_into_a_credentials_block_and_leaks_nowhere(
     push_repository(host, name, flow, pool)
     clean = host.url(f"{name}.git")
     with_token = clean.replace("https://", f"https://x-access-token:{token}@")
-    leftovers = set(Path(tempfile.gettempdir()).glob("deploy-manager-*"))
+    wrong = unique("missing")
+
+    def checkouts() -> set[Path]:  # this test's: other processes may be cloning meanwhile
+        temp = Path(tempfile.gettempdir())
+        return {*temp.glob(f"deploy-manager-{name}-*"), *temp.glob(f"deploy-manager-{wrong}-*")}
+
+    leftovers = checkouts()
 
     outputs = []
     first = cli(prefect_server, "apply", with_token, "--source", name, "--json")
@@ -148,7 +154,6 @@ def test_a_token_in_a_url_goes_into_a_credentials_block_and_leaks_nowhere(
     missing_ref = cli(prefect_server, "apply", "--source", name, "--ref", "nope", "--json")
     outputs.append(missing_ref)
     assert missing_ref.returncode == 2 and "cannot clone" in missing_ref.stderr
-    wrong = unique("missing")
     missing_repo = cli(prefect_server, "apply", with_token.replace(name, wrong), "--json")
     outputs.append(missing_repo)
     assert missing_repo.returncode == 2, missing_repo.stderr
@@ -170,7 +175,7 @@ def test_a_token_in_a_url_goes_into_a_credentials_block_and_leaks_nowhere(
     assert database_hits(home, token) == []
     assert files_holding(home, token, skip=("prefect.db",)) == []  # server log, results
     assert files_holding(Path.home(), token) == []  # no credential helper stored it
-    assert set(Path(tempfile.gettempdir()).glob("deploy-manager-*")) == leftovers
+    assert checkouts() == leftovers
 
 
 def test_a_checkout_keeps_no_token_and_images_never_see_its_git(

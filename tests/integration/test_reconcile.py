@@ -584,7 +584,7 @@ def test_a_run_killed_holding_the_lock_is_marked_crashed_and_the_next_run_goes_o
         pytest.fail(f"the first apply ended before it was killed: {first.communicate()[1]}")
     killed = run_sync(newest_run())
     os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
+    first.communicate()  # reaped, its pipe closed
     killed_at = time.monotonic()
 
     second = subprocess.run(command, cwd=REPO_ROOT, env=prefect_server.environment(),
