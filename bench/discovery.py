@@ -35,6 +35,7 @@ Run: `.venv/bin/python bench/discovery.py [--sizes 100 1000 5000] [--keep DIR]`
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -791,7 +792,27 @@ def _machine_facts() -> list[str]:
         f"{platform.system()} {platform.release()}",
         f"python: {platform.python_version()} ({sys.executable})",
         f"prefect: {prefect_version}; pydantic: {pydantic_version}",
+        f"load average: {_load_average()}",
+        _bytecode_fact(),
     ]
+
+
+def _load_average() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ()
+    return ", ".join(f"{x:.2f}" for x in load) or "-"
+
+
+def _bytecode_fact() -> str:
+    """Whether the command's imports start from cached bytecode: a fresh process without it
+    compiles every module it imports (pydantic, yaml, ours) from source, every time."""
+    flag = "set" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "unset"
+    cached = []
+    for label, module in (("pydantic", "pydantic.main"), ("control_plane", "control_plane.files")):
+        spec = importlib.util.find_spec(module)
+        origin = spec.origin if spec else None
+        has = bool(origin) and Path(importlib.util.cache_from_source(origin)).is_file()
+        cached.append(f"{label} {'yes' if has else 'no'}")
+    return f"bytecode: PYTHONDONTWRITEBYTECODE {flag}; cached .pyc: {', '.join(cached)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -948,6 +969,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio",
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print(f"load average at the end: {_load_average()}")
     print("summary (dm files/s from the command; ratio = prefect-style s / dm command s;")
     print("         * = extrapolated from a sample of --prefect-max files)")
     print("  " + " | ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
