@@ -29,7 +29,7 @@ from typing import Any
 
 from control_plane.environments import CONFIG_FILE, RepositoryConfig, read_repository_config
 from control_plane.errors import Problem
-from control_plane.files import is_repository_file, iter_repository_files, read_repository_bytes
+from control_plane.files import RepositoryReader, iter_repository_files, read_repository_bytes
 from control_plane.parameters import ModuleContext, build_parameter_schema
 from control_plane.prefect_yaml import DeclaredDeployment, PrefectYamlFile, parse_prefect_yaml
 
@@ -680,13 +680,14 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
     flows: list[FlowSpec] = []
     parsed = 0
     existing = set(files.python)
-    existing_all = existing | _dependency_files(root, files.python)
-    graph = _ImportGraph(root, existing)
+    reader = RepositoryReader(root)
+    existing_all = existing | _dependency_files(reader, files.python)
+    graph = _ImportGraph(reader, existing)
     modules = _RepositoryModules(existing, graph.source)
     unnamed: dict[str, Problem] = {}
     for rel in files.python:
         try:
-            source = read_repository_bytes(root, rel)
+            source = reader.read_bytes(rel)
         except OSError as exc:
             problems.append(Problem(rel, 0, "unreadable-file", str(exc), "check permissions"))
             continue
@@ -740,7 +741,7 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
     )
 
 
-def _dependency_files(root: Path, python_files: Iterable[str]) -> set[str]:
+def _dependency_files(reader: RepositoryReader, python_files: Iterable[str]) -> set[str]:
     """The pyproject.toml / requirements.txt / Dockerfile beside or above any Python file."""
     directories = {""}
     for path in python_files:
@@ -752,7 +753,7 @@ def _dependency_files(root: Path, python_files: Iterable[str]) -> set[str]:
     for directory in directories:
         for kind in DEPENDENCY_FILES:
             rel = f"{directory}/{kind}" if directory else kind
-            if is_repository_file(root, rel):
+            if reader.is_file(rel):
                 found.add(rel)
     return found
 
@@ -781,8 +782,8 @@ class _ImportGraph:
     sys.path, and `src/` layouts are common), relative imports from the file's package.
     """
 
-    def __init__(self, root: Path, python_files: set[str]) -> None:
-        self.root = root
+    def __init__(self, reader: RepositoryReader, python_files: set[str]) -> None:
+        self.reader = reader
         self.files = python_files
         self._edges: dict[str, tuple[str, ...]] = {}
         self._digests: dict[str, str] = {}
@@ -791,7 +792,7 @@ class _ImportGraph:
     def _read(self, rel: str) -> bytes:
         if rel not in self._texts:
             try:
-                self._texts[rel] = read_repository_bytes(self.root, rel)
+                self._texts[rel] = self.reader.read_bytes(rel)
             except OSError:
                 self._texts[rel] = b""
         return self._texts[rel]
