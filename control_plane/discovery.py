@@ -785,7 +785,14 @@ class _ImportGraph:
     def __init__(self, reader: RepositoryReader, python_files: set[str]) -> None:
         self.reader = reader
         self.files = python_files
+        self.directories = {""}  # every directory that holds a Python file, at any depth
+        for rel in python_files:
+            directory = _parent(rel)
+            while directory not in self.directories:
+                self.directories.add(directory)
+                directory = _parent(directory)
         self._edges: dict[str, tuple[str, ...]] = {}
+        self._closures: dict[str, tuple[str, ...]] = {}
         self._digests: dict[str, str] = {}
         self._texts: dict[str, bytes] = {}
 
@@ -817,6 +824,8 @@ class _ImportGraph:
             for candidate in (f"{path}/__init__.py", f"{path}.py"):
                 if candidate in self.files:
                     found.add(candidate)
+            if path not in self.directories:
+                return  # nothing deeper can be a file of the repository
 
     def imports(self, rel: str) -> tuple[str, ...]:
         if rel in self._edges:
@@ -858,6 +867,8 @@ class _ImportGraph:
         return self._edges[rel]
 
     def closure(self, rel: str) -> tuple[str, ...]:
+        if rel in self._closures:
+            return self._closures[rel]
         seen = {rel}
         todo = [rel]
         while todo:
@@ -866,7 +877,8 @@ class _ImportGraph:
                     seen.add(imported)
                     todo.append(imported)
         seen.discard(rel)
-        return tuple(sorted(seen))
+        self._closures[rel] = tuple(sorted(seen))
+        return self._closures[rel]
 
 
 def _with_code(spec: FlowSpec, graph: _ImportGraph) -> FlowSpec:
