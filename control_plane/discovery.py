@@ -30,12 +30,16 @@ from typing import Any
 from control_plane.environments import CONFIG_FILE, RepositoryConfig, read_repository_config
 from control_plane.errors import Problem
 from control_plane.files import RepositoryReader, iter_repository_files, read_repository_bytes
+from control_plane.forked import ForkedMap
 from control_plane.parameters import ModuleContext, build_parameter_schema
 from control_plane.prefect_yaml import DeclaredDeployment, PrefectYamlFile, parse_prefect_yaml
 
 # Prefect refuses these characters in flow names (prefect.types.names.BANNED_CHARACTERS).
 BANNED_NAME_CHARACTERS = ("/", "%", "&", ">", "<")
 DEPENDENCY_FILES = ("pyproject.toml", "requirements.txt", "Dockerfile")
+# From this many files to parse, a forked child takes half of them (when it is safe):
+# below, the fork and the pickling back are a larger share of the gain.
+PARALLEL_FROM = 200
 # Problems after which a prefect.yaml's deployments are unknown (not one bad entry: the file).
 UNREAD_CODES = frozenset(
     {"unreadable-file", "invalid-yaml", "invalid-prefect-yaml", "not-a-prefect-yaml"}
@@ -613,6 +617,25 @@ def _parse_flow_file(
     return flows, unnamed, problems
 
 
+_FileFlows = tuple[list[FlowSpec], dict[str, Problem], list[Problem]]
+
+
+def _parse_or_report(source: bytes, path: str, modules: _RepositoryModules) -> _FileFlows:
+    """`_parse_flow_file`, with a bug of ours reported as the file's problem."""
+    try:
+        return _parse_flow_file(source, path, modules)
+    except Exception as exc:  # a bug of ours must not hide the other files
+        problem = Problem(
+            path,
+            0,
+            "discovery-failed",
+            f"deploy-manager could not read this file: {type(exc).__name__}: {exc}",
+            "report this as a deploy-manager bug with the file attached; "
+            "its deployments are kept as they are",
+        )
+        return [], {}, [problem]
+
+
 def _keyword(decorator: ast.expr, key: str) -> ast.expr | None:
     kwargs = decorator.keywords if isinstance(decorator, ast.Call) else []
     return next((kw.value for kw in kwargs if kw.arg == key), None)
@@ -631,8 +654,14 @@ _OPEN_SCHEMA_REMEDY = (
 # --- the whole checkout --------------------------------------------------------------
 
 
-def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
-    """Everything the checkout at `root` declares; `config` defaults to its deploy-manager.yaml."""
+def discover(
+    root: Path, config: RepositoryConfig | None = None, *, parallel: bool | None = None
+) -> Discovery:
+    """Everything the checkout at `root` declares; `config` defaults to its deploy-manager.yaml.
+
+    `parallel` lets a forked child parse half of the Python files where forking is safe
+    (`control_plane.forked`); by default from PARALLEL_FROM files on. The result is the same.
+    """
     root = root.resolve()
     problems: list[Problem] = []
     if config is None:
@@ -677,47 +706,46 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
         for link in files.skipped_symlinks
     )
 
-    flows: list[FlowSpec] = []
-    parsed = 0
     existing = set(files.python)
     reader = RepositoryReader(root)
     existing_all = existing | _dependency_files(reader, files.python)
     graph = _ImportGraph(reader, existing)
     modules = _RepositoryModules(existing, graph.source)
-    unnamed: dict[str, Problem] = {}
+    to_parse: list[tuple[str, bytes]] = []
     for rel in files.python:
         try:
             source = reader.read_bytes(rel)
         except OSError as exc:
             problems.append(Problem(rel, 0, "unreadable-file", str(exc), "check permissions"))
             continue
-        if b"flow" not in source:
-            continue  # cheap pre-filter: no file without the word can define a flow
-        parsed += 1
         graph.remember(rel, source)
-        try:
-            found, file_unnamed, file_problems = _parse_flow_file(source, rel, modules)
-        except Exception as exc:  # a bug of ours must not hide the other files
-            found, file_unnamed, file_problems = (
-                [],
-                {},
-                [
-                    Problem(
-                        rel,
-                        0,
-                        "discovery-failed",
-                        f"deploy-manager could not read this file: {type(exc).__name__}: {exc}",
-                        "report this as a deploy-manager bug with the file attached; "
-                        "its deployments are kept as they are",
-                    )
-                ],
-            )
+        if b"flow" in source:  # cheap pre-filter: no file without the word can define a flow
+            to_parse.append((rel, source))
+
+    def parse(item: tuple[str, bytes]) -> _FileFlows:
+        return _parse_or_report(item[1], item[0], modules)
+
+    # The files are independent: with a free core, a forked child parses a little more
+    # than half of them while this process parses the rest and the prefect.yaml files.
+    if parallel is None:
+        parallel = len(to_parse) >= PARALLEL_FROM
+    mine = round(len(to_parse) * 0.45) if parallel else len(to_parse)
+    child = ForkedMap(parse, to_parse[mine:]).start()
+    try:
+        results = [parse(item) for item in to_parse[:mine]]
+        yaml_files = tuple(parse_prefect_yaml(root / rel, root) for rel in files.prefect_yaml)
+    except BaseException:
+        child.cancel()
+        raise
+    results += child.results()
+
+    flows: list[FlowSpec] = []
+    unnamed: dict[str, Problem] = {}
+    for found, file_unnamed, file_problems in results:
         problems.extend(file_problems)
         unnamed.update(file_unnamed)
         flows.extend(_with_dependencies(spec, existing_all) for spec in found)
     flows = [_with_code(spec, graph) for spec in flows]
-
-    yaml_files = tuple(parse_prefect_yaml(root / rel, root) for rel in files.prefect_yaml)
     for yaml_file in yaml_files:
         problems.extend(yaml_file.problems)
 
@@ -736,7 +764,7 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
         prefect_yaml_files=yaml_files,
         problems=tuple(sorted(problems, key=lambda p: (p.file, p.line, p.code))),
         files_scanned=len(files.python) + len(files.prefect_yaml),
-        python_files_parsed=parsed,
+        python_files_parsed=len(to_parse),
         failed_files=failed,
     )
 
