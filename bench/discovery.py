@@ -812,7 +812,8 @@ def _bytecode_fact() -> str:
         origin = spec.origin if spec else None
         has = bool(origin) and Path(importlib.util.cache_from_source(origin)).is_file()
         cached.append(f"{label} {'yes' if has else 'no'}")
-    return f"bytecode: PYTHONDONTWRITEBYTECODE {flag}; cached .pyc: {', '.join(cached)}"
+    hint = "" if all(c.endswith("yes") for c in cached) else " (`make setup` compiles it)"
+    return f"bytecode: PYTHONDONTWRITEBYTECODE {flag}; cached .pyc: {', '.join(cached)}{hint}"
 
 
 def main(argv: list[str] | None = None) -> int:
