@@ -843,17 +843,19 @@ class _ImportGraph:
             self._digests[rel] = hashlib.sha256(self._read(rel)).hexdigest()
         return self._digests[rel]
 
-    def _module_files(self, base: str, dotted: str, found: set[str]) -> None:
+    def _module_files(self, base: str, dotted: str, found: set[str]) -> str | None:
+        """Add the files `dotted` imports from `base`; its directory, if it is a package."""
         path = base
         for part in dotted.split("."):
             if not part:
                 continue
+            if path not in self.directories:
+                return None  # nothing deeper can be a file of the repository
             path = f"{path}/{part}" if path else part
             for candidate in (f"{path}/__init__.py", f"{path}.py"):
                 if candidate in self.files:
                     found.add(candidate)
-            if path not in self.directories:
-                return  # nothing deeper can be a file of the repository
+        return path if path in self.directories else None
 
     def imports(self, rel: str) -> tuple[str, ...]:
         if rel in self._edges:
@@ -887,9 +889,10 @@ class _ImportGraph:
             else:
                 candidates = bases
             for base in candidates:
-                self._module_files(base, module, found)
-                for name in names:
-                    self._module_files(base, f"{module}.{name}" if module else name, found)
+                package = self._module_files(base, module, found)
+                if package is not None:  # `from package import module` imports a file too
+                    for name in names:
+                        self._module_files(package, name, found)
         found.discard(rel)
         self._edges[rel] = tuple(sorted(found))
         return self._edges[rel]
