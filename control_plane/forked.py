@@ -86,9 +86,13 @@ class ForkedMap(Generic[T, R]):
 
     def results(self) -> list[R]:
         if self._pid:
+            try:
+                data = _read_all(self._pipe)
+            except BaseException:  # interrupted: leave no child behind
+                self.cancel()
+                raise
             pid, self._pid = self._pid, 0
-            with os.fdopen(self._pipe, "rb") as pipe:
-                data = pipe.read()
+            os.close(self._pipe)
             _, status = os.waitpid(pid, 0)
             if status == 0:
                 try:
@@ -99,3 +103,10 @@ class ForkedMap(Generic[T, R]):
                     if len(results) == len(self.items):
                         return results
         return [self.function(item) for item in self.items]
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
