@@ -7,7 +7,11 @@ deterministically from a seed, this script measures and prints (no asserts, no p
    (the import of `control_plane.discovery` is timed once, separately);
 2. deploy-manager's discovery as a whole command in a fresh process:
    `deploy-manager discover REPO --json > /dev/null` (exit status 0 or 1 both count);
-   the goal is 1000 flow files in well under 2 s, ~0.4 s being the limit;
+   the goal is 1000 flow files in under 1 s. Nothing is cached between runs except the
+   bytecode of the installed modules, and only if the environment has it: the machine
+   facts say whether it does (`make setup` compiles it) and the load average at the
+   start and the end, since a busy machine (and a busy second core, which discovery
+   uses for half of the files) moves these figures more than most changes do;
 3. the way `prefect deploy` loads flows: a fresh process that imports Prefect (timed
    separately) and then, for every flow, runs
    `prefect.flows.load_flow_from_entrypoint("path.py:func")` and

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -617,6 +618,27 @@ def _parse_flow_file(
     return flows, unnamed, problems
 
 
+def _may_define_flows(source: bytes) -> bool:
+    """False only for a file that cannot define a flow: it never names `flow`.
+
+    Every form `_flow_names` and `_find_flows` recognise names it (`from prefect import
+    flow as f`, `import prefect` then `prefect.flow`, `prefect.flows.flow`). Python reads
+    identifiers after NFKC normalisation, so `\ufb02ow` (a ligature) or full-width letters
+    are `flow` too: a file that is not plain ASCII is also looked at normalised. One that
+    is not UTF-8 is skipped, as before, when it lacks the bytes: it cannot be read as a
+    flow file anyway, and saying so would flag every legacy-encoded helper module.
+    """
+    if b"flow" in source:
+        return True
+    if source.isascii():
+        return False
+    try:
+        text = source.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return False
+    return "flow" in unicodedata.normalize("NFKC", text)
+
+
 _FileFlows = tuple[list[FlowSpec], dict[str, Problem], list[Problem]]
 
 
@@ -719,7 +741,7 @@ def discover(
             problems.append(Problem(rel, 0, "unreadable-file", str(exc), "check permissions"))
             continue
         graph.remember(rel, source)
-        if b"flow" in source:  # cheap pre-filter: no file without the word can define a flow
+        if _may_define_flows(source):
             to_parse.append((rel, source))
 
     def parse(item: tuple[str, bytes]) -> _FileFlows:

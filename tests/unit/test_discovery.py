@@ -115,6 +115,13 @@ FLOW_FORMS = [
         "t",
         "t",
     ),
+    # Python reads identifiers NFKC-normalised: these are `flow`, without the bytes of it
+    (
+        "from prefect import \uff46\uff4c\uff4f\uff57\n@\uff46\uff4c\uff4f\uff57\ndef w(): pass\n",
+        "w",
+        "w",
+    ),
+    ("import prefect\n@prefect.\ufb02ow\ndef lig(): pass\n", "lig", "lig"),
 ]
 
 
@@ -123,6 +130,17 @@ def test_flow_forms(source: str, name: str, attribute: str) -> None:
     flows, problems = parse_flow_file(source.encode(), "pkg/mod.py")
     assert [(f.name, f.entrypoint) for f in flows] == [(name, f"pkg/mod.py:{attribute}")]
     assert [p for p in problems if p.severity == "error"] == []
+
+
+@pytest.mark.parametrize(("source", "name", "attribute"), FLOW_FORMS)
+def test_every_flow_form_passes_the_pre_filter(
+    write_repo, source: str, name: str, attribute: str
+) -> None:
+    """Files are skipped unread when they cannot define a flow: never one that does."""
+    repo = write_repo({"pkg/mod.py": source, "pkg/other.py": "import os\nX = 'ow'\n"})
+    result = discover(repo)
+    assert [(f.name, f.entrypoint) for f in result.flows] == [(name, f"pkg/mod.py:{attribute}")]
+    assert result.python_files_parsed == 1  # other.py was not parsed
 
 
 def test_names_and_descriptions_match_prefect(tmp_path: Path) -> None:
