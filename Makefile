@@ -13,7 +13,7 @@ EXAMPLES ?= examples
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@uv sync --quiet --compile-bytecode
-	@.venv/bin/python -m compileall -q control_plane flows blocks >/dev/null
+	@uv run --quiet python -m compileall -q control_plane flows blocks >/dev/null
 
 # the main job on the embedded default: a local Prefect server (SQLite, PREFECT_HOME=.prefect-home)
 # and one real reconcile of the bundled example repository; the server keeps running for the UI
