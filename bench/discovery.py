@@ -7,7 +7,11 @@ deterministically from a seed, this script measures and prints (no asserts, no p
    (the import of `control_plane.discovery` is timed once, separately);
 2. deploy-manager's discovery as a whole command in a fresh process:
    `deploy-manager discover REPO --json > /dev/null` (exit status 0 or 1 both count);
-   the goal is 1000 flow files in well under 2 s, ~0.4 s being the limit;
+   the goal is 1000 flow files in under 1 s. Nothing is cached between runs except the
+   bytecode of the installed modules, and only if the environment has it: the machine
+   facts say whether it does (`make setup` compiles it) and the load average at the
+   start and the end, since a busy machine (and a busy second core, which discovery
+   uses for half of the files) moves these figures more than most changes do;
 3. the way `prefect deploy` loads flows: a fresh process that imports Prefect (timed
    separately) and then, for every flow, runs
    `prefect.flows.load_flow_from_entrypoint("path.py:func")` and
@@ -35,6 +39,7 @@ Run: `.venv/bin/python bench/discovery.py [--sizes 100 1000 5000] [--keep DIR]`
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -791,7 +796,28 @@ def _machine_facts() -> list[str]:
         f"{platform.system()} {platform.release()}",
         f"python: {platform.python_version()} ({sys.executable})",
         f"prefect: {prefect_version}; pydantic: {pydantic_version}",
+        f"load average: {_load_average()}",
+        _bytecode_fact(),
     ]
+
+
+def _load_average() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ()
+    return ", ".join(f"{x:.2f}" for x in load) or "-"
+
+
+def _bytecode_fact() -> str:
+    """Whether the command's imports start from cached bytecode: a fresh process without it
+    compiles every module it imports (pydantic, yaml, ours) from source, every time."""
+    flag = "set" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "unset"
+    cached = []
+    for label, module in (("pydantic", "pydantic.main"), ("control_plane", "control_plane.files")):
+        spec = importlib.util.find_spec(module)
+        origin = spec.origin if spec else None
+        has = bool(origin) and Path(importlib.util.cache_from_source(origin)).is_file()
+        cached.append(f"{label} {'yes' if has else 'no'}")
+    hint = "" if all(c.endswith("yes") for c in cached) else " (`make setup` compiles it)"
+    return f"bytecode: PYTHONDONTWRITEBYTECODE {flag}; cached .pyc: {', '.join(cached)}{hint}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -948,6 +974,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio",
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print(f"load average at the end: {_load_average()}")
     print("summary (dm files/s from the command; ratio = prefect-style s / dm command s;")
     print("         * = extrapolated from a sample of --prefect-max files)")
     print("  " + " | ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))

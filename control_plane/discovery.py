@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,13 +30,17 @@ from typing import Any
 
 from control_plane.environments import CONFIG_FILE, RepositoryConfig, read_repository_config
 from control_plane.errors import Problem
-from control_plane.files import is_repository_file, iter_repository_files, read_repository_bytes
+from control_plane.files import RepositoryReader, iter_repository_files, read_repository_bytes
+from control_plane.forked import ForkedMap
 from control_plane.parameters import ModuleContext, build_parameter_schema
 from control_plane.prefect_yaml import DeclaredDeployment, PrefectYamlFile, parse_prefect_yaml
 
 # Prefect refuses these characters in flow names (prefect.types.names.BANNED_CHARACTERS).
 BANNED_NAME_CHARACTERS = ("/", "%", "&", ">", "<")
 DEPENDENCY_FILES = ("pyproject.toml", "requirements.txt", "Dockerfile")
+# From this many files to parse, a forked child takes half of them (when it is safe):
+# below, the fork and the pickling back are a larger share of the gain.
+PARALLEL_FROM = 200
 # Problems after which a prefect.yaml's deployments are unknown (not one bad entry: the file).
 UNREAD_CODES = frozenset(
     {"unreadable-file", "invalid-yaml", "invalid-prefect-yaml", "not-a-prefect-yaml"}
@@ -613,6 +618,46 @@ def _parse_flow_file(
     return flows, unnamed, problems
 
 
+def _may_define_flows(source: bytes) -> bool:
+    """False only for a file that cannot define a flow: it never names `flow`.
+
+    Every form `_flow_names` and `_find_flows` recognise names it (`from prefect import
+    flow as f`, `import prefect` then `prefect.flow`, `prefect.flows.flow`). Python reads
+    identifiers after NFKC normalisation, so `\ufb02ow` (a ligature) or full-width letters
+    are `flow` too: a file that is not plain ASCII is also looked at normalised. One that
+    is not UTF-8 is skipped, as before, when it lacks the bytes: it cannot be read as a
+    flow file anyway, and saying so would flag every legacy-encoded helper module.
+    """
+    if b"flow" in source:
+        return True
+    if source.isascii():
+        return False
+    try:
+        text = source.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return False
+    return "flow" in unicodedata.normalize("NFKC", text)
+
+
+_FileFlows = tuple[list[FlowSpec], dict[str, Problem], list[Problem]]
+
+
+def _parse_or_report(source: bytes, path: str, modules: _RepositoryModules) -> _FileFlows:
+    """`_parse_flow_file`, with a bug of ours reported as the file's problem."""
+    try:
+        return _parse_flow_file(source, path, modules)
+    except Exception as exc:  # a bug of ours must not hide the other files
+        problem = Problem(
+            path,
+            0,
+            "discovery-failed",
+            f"deploy-manager could not read this file: {type(exc).__name__}: {exc}",
+            "report this as a deploy-manager bug with the file attached; "
+            "its deployments are kept as they are",
+        )
+        return [], {}, [problem]
+
+
 def _keyword(decorator: ast.expr, key: str) -> ast.expr | None:
     kwargs = decorator.keywords if isinstance(decorator, ast.Call) else []
     return next((kw.value for kw in kwargs if kw.arg == key), None)
@@ -631,8 +676,14 @@ _OPEN_SCHEMA_REMEDY = (
 # --- the whole checkout --------------------------------------------------------------
 
 
-def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
-    """Everything the checkout at `root` declares; `config` defaults to its deploy-manager.yaml."""
+def discover(
+    root: Path, config: RepositoryConfig | None = None, *, parallel: bool | None = None
+) -> Discovery:
+    """Everything the checkout at `root` declares; `config` defaults to its deploy-manager.yaml.
+
+    `parallel` lets a forked child parse half of the Python files where forking is safe
+    (`control_plane.forked`); by default from PARALLEL_FROM files on. The result is the same.
+    """
     root = root.resolve()
     problems: list[Problem] = []
     if config is None:
@@ -677,46 +728,46 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
         for link in files.skipped_symlinks
     )
 
-    flows: list[FlowSpec] = []
-    parsed = 0
     existing = set(files.python)
-    existing_all = existing | _dependency_files(root, files.python)
-    graph = _ImportGraph(root, existing)
+    reader = RepositoryReader(root)
+    existing_all = existing | _dependency_files(reader, files.python)
+    graph = _ImportGraph(reader, existing)
     modules = _RepositoryModules(existing, graph.source)
-    unnamed: dict[str, Problem] = {}
+    to_parse: list[tuple[str, bytes]] = []
     for rel in files.python:
         try:
-            source = read_repository_bytes(root, rel)
+            source = reader.read_bytes(rel)
         except OSError as exc:
             problems.append(Problem(rel, 0, "unreadable-file", str(exc), "check permissions"))
             continue
-        if b"flow" not in source:
-            continue  # cheap pre-filter: no file without the word can define a flow
-        parsed += 1
         graph.remember(rel, source)
-        try:
-            found, file_unnamed, file_problems = _parse_flow_file(source, rel, modules)
-        except Exception as exc:  # a bug of ours must not hide the other files
-            found, file_unnamed, file_problems = (
-                [],
-                {},
-                [
-                    Problem(
-                        rel,
-                        0,
-                        "discovery-failed",
-                        f"deploy-manager could not read this file: {type(exc).__name__}: {exc}",
-                        "report this as a deploy-manager bug with the file attached; "
-                        "its deployments are kept as they are",
-                    )
-                ],
-            )
+        if _may_define_flows(source):
+            to_parse.append((rel, source))
+
+    def parse(item: tuple[str, bytes]) -> _FileFlows:
+        return _parse_or_report(item[1], item[0], modules)
+
+    # The files are independent: with a free core, a forked child parses a little more
+    # than half of them while this process parses the rest and the prefect.yaml files.
+    if parallel is None:
+        parallel = len(to_parse) >= PARALLEL_FROM
+    mine = round(len(to_parse) * 0.45) if parallel else len(to_parse)
+    child = ForkedMap(parse, to_parse[mine:]).start()
+    try:
+        results = [parse(item) for item in to_parse[:mine]]
+        yaml_files = tuple(parse_prefect_yaml(root / rel, root) for rel in files.prefect_yaml)
+    except BaseException:
+        child.cancel()
+        raise
+    results += child.results()
+
+    flows: list[FlowSpec] = []
+    unnamed: dict[str, Problem] = {}
+    for found, file_unnamed, file_problems in results:
         problems.extend(file_problems)
         unnamed.update(file_unnamed)
         flows.extend(_with_dependencies(spec, existing_all) for spec in found)
     flows = [_with_code(spec, graph) for spec in flows]
-
-    yaml_files = tuple(parse_prefect_yaml(root / rel, root) for rel in files.prefect_yaml)
     for yaml_file in yaml_files:
         problems.extend(yaml_file.problems)
 
@@ -735,12 +786,12 @@ def discover(root: Path, config: RepositoryConfig | None = None) -> Discovery:
         prefect_yaml_files=yaml_files,
         problems=tuple(sorted(problems, key=lambda p: (p.file, p.line, p.code))),
         files_scanned=len(files.python) + len(files.prefect_yaml),
-        python_files_parsed=parsed,
+        python_files_parsed=len(to_parse),
         failed_files=failed,
     )
 
 
-def _dependency_files(root: Path, python_files: Iterable[str]) -> set[str]:
+def _dependency_files(reader: RepositoryReader, python_files: Iterable[str]) -> set[str]:
     """The pyproject.toml / requirements.txt / Dockerfile beside or above any Python file."""
     directories = {""}
     for path in python_files:
@@ -752,7 +803,7 @@ def _dependency_files(root: Path, python_files: Iterable[str]) -> set[str]:
     for directory in directories:
         for kind in DEPENDENCY_FILES:
             rel = f"{directory}/{kind}" if directory else kind
-            if is_repository_file(root, rel):
+            if reader.is_file(rel):
                 found.add(rel)
     return found
 
@@ -781,17 +832,24 @@ class _ImportGraph:
     sys.path, and `src/` layouts are common), relative imports from the file's package.
     """
 
-    def __init__(self, root: Path, python_files: set[str]) -> None:
-        self.root = root
+    def __init__(self, reader: RepositoryReader, python_files: set[str]) -> None:
+        self.reader = reader
         self.files = python_files
+        self.directories = {""}  # every directory that holds a Python file, at any depth
+        for rel in python_files:
+            directory = _parent(rel)
+            while directory not in self.directories:
+                self.directories.add(directory)
+                directory = _parent(directory)
         self._edges: dict[str, tuple[str, ...]] = {}
+        self._closures: dict[str, tuple[str, ...]] = {}
         self._digests: dict[str, str] = {}
         self._texts: dict[str, bytes] = {}
 
     def _read(self, rel: str) -> bytes:
         if rel not in self._texts:
             try:
-                self._texts[rel] = read_repository_bytes(self.root, rel)
+                self._texts[rel] = self.reader.read_bytes(rel)
             except OSError:
                 self._texts[rel] = b""
         return self._texts[rel]
@@ -807,15 +865,19 @@ class _ImportGraph:
             self._digests[rel] = hashlib.sha256(self._read(rel)).hexdigest()
         return self._digests[rel]
 
-    def _module_files(self, base: str, dotted: str, found: set[str]) -> None:
+    def _module_files(self, base: str, dotted: str, found: set[str]) -> str | None:
+        """Add the files `dotted` imports from `base`; its directory, if it is a package."""
         path = base
         for part in dotted.split("."):
             if not part:
                 continue
+            if path not in self.directories:
+                return None  # nothing deeper can be a file of the repository
             path = f"{path}/{part}" if path else part
             for candidate in (f"{path}/__init__.py", f"{path}.py"):
                 if candidate in self.files:
                     found.add(candidate)
+        return path if path in self.directories else None
 
     def imports(self, rel: str) -> tuple[str, ...]:
         if rel in self._edges:
@@ -849,14 +911,17 @@ class _ImportGraph:
             else:
                 candidates = bases
             for base in candidates:
-                self._module_files(base, module, found)
-                for name in names:
-                    self._module_files(base, f"{module}.{name}" if module else name, found)
+                package = self._module_files(base, module, found)
+                if package is not None:  # `from package import module` imports a file too
+                    for name in names:
+                        self._module_files(package, name, found)
         found.discard(rel)
         self._edges[rel] = tuple(sorted(found))
         return self._edges[rel]
 
     def closure(self, rel: str) -> tuple[str, ...]:
+        if rel in self._closures:
+            return self._closures[rel]
         seen = {rel}
         todo = [rel]
         while todo:
@@ -865,7 +930,8 @@ class _ImportGraph:
                     seen.add(imported)
                     todo.append(imported)
         seen.discard(rel)
-        return tuple(sorted(seen))
+        self._closures[rel] = tuple(sorted(seen))
+        return self._closures[rel]
 
 
 def _with_code(spec: FlowSpec, graph: _ImportGraph) -> FlowSpec:

@@ -7,8 +7,9 @@ depth) and the root `.prefectignore` exclude, and the `exclude` globs of
 files are those the `prefect_files` patterns match (default: prefect.yaml and prefect.yml at
 any depth); other files named like one (prefect.dev.yaml, prefect-prod.yml) are listed
 apart, so that discovery can say they are not read. Every file of the checkout that
-deploy-manager reads goes through `read_repository_bytes`, which refuses a path that
-leads out of the checkout (config, ignore files, dependency files, everything).
+deploy-manager reads goes through `read_repository_bytes` (or a `RepositoryReader`, the
+same rule for many files), which refuses a path that leads out of the checkout (config,
+ignore files, dependency files, everything).
 
 This module reads directory listings and ignore files; it does not parse Python or YAML.
 """
@@ -69,10 +70,7 @@ def resolve_inside(root: Path, rel: str) -> Path:
     """
     real = (root / rel).resolve()
     if not real.is_relative_to(root.resolve()):
-        raise OutsideRepositoryError(
-            f"{rel} is a symbolic link (or lies under one) that leads outside the repository; "
-            "it is not read"
-        )
+        raise _outside(rel)
     return real
 
 
@@ -86,6 +84,65 @@ def is_repository_file(root: Path, rel: str) -> bool:
         return resolve_inside(root, rel).is_file()
     except OSError:
         return False
+
+
+class RepositoryReader:
+    """`read_repository_bytes` for many files of one checkout: each directory resolved once.
+
+    Resolving a path costs a system call per component; for a thousand files in a few dozen
+    directories, resolving every directory once and then only asking whether the file
+    itself is a link is the same answer for a fraction of the work (0.25 s of a 1000-file
+    discovery went to `Path.resolve`). The answer is the one `resolve_inside` gives at the
+    time a directory is first seen: a reader lives for one discovery of a checkout that
+    nothing else changes meanwhile.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._root = str(self.root)
+        self._prefix = self._root.rstrip(os.sep) + os.sep
+        self._directories: dict[str, str | None] = {"": self._root}  # None: leads outside
+
+    def _inside(self, real: str) -> bool:
+        return real == self._root or real.startswith(self._prefix)
+
+    def _directory(self, rel_dir: str) -> str | None:
+        if rel_dir not in self._directories:
+            real = os.path.realpath(os.path.join(self._root, rel_dir))
+            self._directories[rel_dir] = real if self._inside(real) else None
+        return self._directories[rel_dir]
+
+    def resolve(self, rel: str) -> str:
+        """The real path of `rel`; `OutsideRepositoryError` when it leads out of the checkout."""
+        rel_dir, _, name = rel.rpartition("/")
+        if name in ("", ".", "..") or rel.startswith("/"):
+            return str(resolve_inside(self.root, rel))  # unusual: the general rule
+        directory = self._directory(rel_dir)
+        if directory is None:
+            raise _outside(rel)
+        path = os.path.join(directory, name)
+        if os.path.islink(path):
+            path = os.path.realpath(path)
+            if not self._inside(path):
+                raise _outside(rel)
+        return path
+
+    def read_bytes(self, rel: str) -> bytes:
+        with open(self.resolve(rel), "rb") as file:
+            return file.read()
+
+    def is_file(self, rel: str) -> bool:
+        try:
+            return os.path.isfile(self.resolve(rel))
+        except OSError:
+            return False
+
+
+def _outside(rel: str) -> OutsideRepositoryError:
+    return OutsideRepositoryError(
+        f"{rel} is a symbolic link (or lies under one) that leads outside the repository; "
+        "it is not read"
+    )
 
 
 def _read_lines(root: Path, rel: str) -> list[str]:
@@ -154,15 +211,17 @@ def iter_repository_files(
         return False
 
     def walk(directory: Path, rel_dir: str) -> None:
-        nested = _gitignore_spec(
-            _read_lines(root, f"{rel_dir}/.gitignore" if rel_dir else ".gitignore")
-        )
-        if nested is not None:
-            specs.append((rel_dir, nested))
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError:
             entries = []
+        nested = None
+        if any(entry.name == ".gitignore" for entry in entries):
+            nested = _gitignore_spec(
+                _read_lines(root, f"{rel_dir}/.gitignore" if rel_dir else ".gitignore")
+            )
+        if nested is not None:
+            specs.append((rel_dir, nested))
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             if entry.is_symlink():

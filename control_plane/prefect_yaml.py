@@ -617,9 +617,43 @@ def _cron_is_valid() -> Callable[[str], bool]:
 
 def cron_is_valid(expression: str) -> bool:
     """`prefect._internal.schemas.validators.validate_cron_string`, as a predicate."""
+    if _plainly_valid_cron(expression):
+        return True
     if not _cron_is_valid()(expression):
         return False
     return not any(field.casefold() in ("r", "h") for field in expression.split())
+
+
+# The highest value of each of the five fields (minute, hour, day of month, month, day of
+# week), and the lowest of the day of month and the month.
+_PLAIN_CRON_MAX = (59, 23, 31, 12, 6)
+_PLAIN_CRON_MIN = (0, 0, 1, 1, 0)
+_PLAIN_CRON_FIELD = re.compile(r"\*|(\*/)?(0|[1-9][0-9]?)")
+
+
+def _plainly_valid_cron(expression: str) -> bool:
+    """Whether the expression is of the plain kind croniter is known to accept.
+
+    Five fields, each `*`, a number in the field's range or `*/n` with n from 1 to that
+    range's top (tests compare every such field, and combinations of their bounds, with
+    Prefect). Loading the vendored croniter costs more than a thousand flow files' other
+    schedule checks, so the common `0 6 * * *` is answered here and anything else there.
+    """
+    fields = expression.split(" ")
+    if len(fields) != 5:
+        return False
+    for field, low, high in zip(fields, _PLAIN_CRON_MIN, _PLAIN_CRON_MAX, strict=True):
+        match = _PLAIN_CRON_FIELD.fullmatch(field)
+        if match is None:
+            return False
+        if field == "*":
+            continue
+        value = int(match.group(2))
+        if match.group(1) is None and not low <= value <= high:
+            return False
+        if match.group(1) is not None and not 1 <= value <= high:
+            return False
+    return True
 
 
 CRON_FIELDS = (

@@ -12,6 +12,7 @@ import pytest
 
 from control_plane.discovery import UNREAD_CODES, discover, parse_flow_file
 from control_plane.environments import RepositoryConfig
+from control_plane.forked import can_fork
 from tests.conftest import EXAMPLES, REPO_ROOT
 
 HOSTILE_TOP_LEVELS = {
@@ -114,6 +115,13 @@ FLOW_FORMS = [
         "t",
         "t",
     ),
+    # Python reads identifiers NFKC-normalised: these are `flow`, without the bytes of it
+    (
+        "from prefect import \uff46\uff4c\uff4f\uff57\n@\uff46\uff4c\uff4f\uff57\ndef w(): pass\n",
+        "w",
+        "w",
+    ),
+    ("import prefect\n@prefect.\ufb02ow\ndef lig(): pass\n", "lig", "lig"),
 ]
 
 
@@ -122,6 +130,17 @@ def test_flow_forms(source: str, name: str, attribute: str) -> None:
     flows, problems = parse_flow_file(source.encode(), "pkg/mod.py")
     assert [(f.name, f.entrypoint) for f in flows] == [(name, f"pkg/mod.py:{attribute}")]
     assert [p for p in problems if p.severity == "error"] == []
+
+
+@pytest.mark.parametrize(("source", "name", "attribute"), FLOW_FORMS)
+def test_every_flow_form_passes_the_pre_filter(
+    write_repo, source: str, name: str, attribute: str
+) -> None:
+    """Files are skipped unread when they cannot define a flow: never one that does."""
+    repo = write_repo({"pkg/mod.py": source, "pkg/other.py": "import os\nX = 'ow'\n"})
+    result = discover(repo)
+    assert [(f.name, f.entrypoint) for f in result.flows] == [(name, f"pkg/mod.py:{attribute}")]
+    assert result.python_files_parsed == 1  # other.py was not parsed
 
 
 def test_names_and_descriptions_match_prefect(tmp_path: Path) -> None:
@@ -568,6 +587,50 @@ def test_examples_repository() -> None:
         ("retrain-model", "retrain", False),
         ("vacuum-warehouse", "vacuum-warehouse", True),
     ]
+
+
+MIXED_FILES = {
+    "enum_and_model.py": """
+        from enum import Enum
+        from pydantic import BaseModel
+        from prefect import flow
+
+        class Mode(str, Enum):
+            FULL = "full"
+
+        class Options(BaseModel):
+            size: int = 1
+
+        @flow(name="typed")
+        def typed(mode: Mode = Mode.FULL, options: Options | None = None) -> None:
+            pass
+    """,
+    "dynamic.py": "import os\nfrom prefect import flow\n@flow(name=os.getenv('X'))\ndef d(): ...\n",
+    "syntax.py": "from prefect import flow\n@flow\ndef bad(:\n",
+    "twice_a.py": "from prefect import flow\n@flow(name='same')\ndef a(): pass\n",
+    "twice_b.py": "from prefect import flow\n@flow(name='same')\ndef b(): pass\n",
+    "helper.py": "VALUE = 1\n",
+    "prefect.yaml": "deployments:\n  - name: d\n    entrypoint: enum_and_model.py:typed\n",
+    **{f"many/f{i}.py": FLOW.format(f"f{i}") for i in range(20)},
+}
+
+
+@pytest.mark.skipif(not can_fork(), reason="forking is not safe or useful here")
+@pytest.mark.parametrize("which", ["examples", "monorepo", "mixed"])
+def test_a_forked_child_finds_what_one_process_finds(write_repo, which: str) -> None:
+    if which == "mixed":
+        repo = write_repo(MIXED_FILES)
+        (repo / "latin.py").write_bytes(b"# flow \xff\xfe\n")
+    else:
+        repo = EXAMPLES if which == "examples" else REPO_ROOT / "tests" / "fixtures" / "monorepo"
+    one = discover(repo, parallel=False)
+    two = discover(repo, parallel=True)
+    assert two == one
+    assert one.flows
+    if which == "mixed":
+        assert {"syntax-error", "dynamic-flow-name", "unreadable-file"} <= {
+            p.code for p in one.problems
+        }
 
 
 def test_discovery_does_not_import_prefect() -> None:

@@ -1844,18 +1844,54 @@ CRONS = [
 ]  # fmt: skip
 
 
-def test_cron_validation_is_prefects() -> None:
+def prefect_accepts_cron(cron: str) -> bool:
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
 
-    def prefect_accepts(cron: str) -> bool:
-        try:
-            CronSchedule(cron=cron)
-        except ValidationError:
-            return False
-        return True
+    try:
+        CronSchedule(cron=cron)
+    except ValidationError:
+        return False
+    return True
 
-    assert {c: cron_is_valid(c) for c in CRONS} == {c: prefect_accepts(c) for c in CRONS}
+
+def test_cron_validation_is_prefects() -> None:
+    assert {c: cron_is_valid(c) for c in CRONS} == {c: prefect_accepts_cron(c) for c in CRONS}
+
+
+# Per field (minute, hour, day of month, month, day of week): the plain forms answered
+# without croniter, and, for the combinations, their bounds.
+PLAIN_FIELDS = [
+    ["*", *map(str, range(low, high + 1)), *(f"*/{n}" for n in range(1, high + 1))]
+    for low, high in [(0, 59), (0, 23), (1, 31), (1, 12), (0, 6)]
+]
+PLAIN_BOUNDS = [[f[0], f[1], f[-1], "*/1", next(x for x in reversed(f) if x[0] != "*")]
+                for f in PLAIN_FIELDS]  # fmt: skip
+NOT_PLAIN = [
+    "0 24 * * *", "00 6 * * *", "0 0 0 * *", "0 0 * 0 *", "0 0 * * 7", "*/0 * * * *",
+    " 0 6 * * *", "0  6 * * *", "0 6 * * * 0", "0 6 * *", "0 6 * * MON", "0 6 1-5 * *",
+]  # fmt: skip
+
+
+def test_plain_crons_answered_without_croniter_are_valid_for_prefect() -> None:
+    import itertools
+
+    from control_plane.prefect_yaml import _plainly_valid_cron
+
+    singles = [
+        " ".join(value if i == index else "*" for i in range(5))
+        for index, values in enumerate(PLAIN_FIELDS)
+        for value in values
+    ]
+    combined = [" ".join(fields) for fields in itertools.product(*PLAIN_BOUNDS)]
+    for cron in [*singles, *combined]:
+        assert _plainly_valid_cron(cron), cron
+        assert prefect_accepts_cron(cron), cron
+    assert not any(_plainly_valid_cron(cron) for cron in NOT_PLAIN)
+    # what is not plain is croniter's to answer, the same way as before
+    assert {c: cron_is_valid(c) for c in NOT_PLAIN} == {
+        c: prefect_accepts_cron(c) for c in NOT_PLAIN
+    }
 
 
 @pytest.mark.parametrize("kind", ["cron", "interval", "rrule"])

@@ -1,0 +1,76 @@
+"""Work given to a forked child comes back the same as if it were done here, or is done here."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from control_plane.forked import ForkedMap, can_fork
+
+needs_fork = pytest.mark.skipif(not can_fork(), reason="forking is not safe or useful here")
+PARENT = os.getpid()
+
+
+def _square_and_pid(n: int) -> tuple[int, int]:
+    return n * n, os.getpid()
+
+
+def _dies_in_the_child(n: int) -> int:
+    if os.getpid() != PARENT:
+        os._exit(3)
+    return n + 1
+
+
+def _fails_in_the_child(n: int) -> int:
+    if os.getpid() != PARENT:
+        raise ValueError("only in the child")
+    return n + 1
+
+
+def _unpicklable(n: int) -> object:
+    return lambda: n  # fine here, cannot be sent back
+
+
+@needs_fork
+def test_a_child_computes_the_items_in_order() -> None:
+    results = ForkedMap(_square_and_pid, range(100)).start().results()
+    assert [square for square, _ in results] == [n * n for n in range(100)]
+    assert {pid for _, pid in results} != {PARENT}  # a child did it
+
+
+@needs_fork
+@pytest.mark.parametrize("function", [_dies_in_the_child, _fails_in_the_child])
+def test_what_a_failed_child_leaves_is_done_here(function) -> None:  # type: ignore[no-untyped-def]
+    assert ForkedMap(function, range(10)).start().results() == list(range(1, 11))
+
+
+@needs_fork
+def test_results_that_cannot_be_sent_back_are_computed_here() -> None:
+    results = ForkedMap(_unpicklable, range(3)).start().results()
+    assert [f() for f in results] == [0, 1, 2]  # type: ignore[operator]
+
+
+@needs_fork
+def test_a_cancelled_child_is_reaped() -> None:
+    work = ForkedMap(_square_and_pid, range(10)).start()
+    pid = work._pid
+    work.cancel()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    assert [square for square, _ in work.results()] == [n * n for n in range(10)]
+
+
+def test_no_fork_while_another_thread_runs() -> None:
+    """Forking a process with threads can deadlock the child: the work is done here."""
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        assert not can_fork()
+        results = ForkedMap(_square_and_pid, range(5)).start().results()
+        assert {pid for _, pid in results} == {PARENT}
+    finally:
+        release.set()
+        thread.join()
