@@ -727,6 +727,18 @@ def discover(
         )
         for link in files.skipped_symlinks
     )
+    problems.extend(
+        Problem(
+            link,
+            0,
+            "symlink-broken",
+            "a symbolic link that leads nowhere (a loop of links, or a missing target); "
+            "it is not read",
+            "point the link at a file of the repository, or remove it",
+            "warning",
+        )
+        for link in files.broken_symlinks
+    )
 
     existing = set(files.python)
     reader = RepositoryReader(root)

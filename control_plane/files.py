@@ -56,6 +56,7 @@ class RepositoryFiles:
     skipped_symlinks: tuple[str, ...] = field(default=())
     unread_prefect_files: tuple[str, ...] = field(default=())  # named like one, not matched
     too_large: tuple[tuple[str, int], ...] = field(default=())  # (path, bytes), skipped
+    broken_symlinks: tuple[str, ...] = field(default=())  # a loop or a missing target
 
 
 class OutsideRepositoryError(OSError):
@@ -68,7 +69,10 @@ def resolve_inside(root: Path, rel: str) -> Path:
     A checkout is untrusted input: a link to `/etc/...` or to another checkout must not
     feed deploy-manager's config, ignore rules, code fingerprints or anything else.
     """
-    real = (root / rel).resolve()
+    try:
+        real = (root / rel).resolve()
+    except RuntimeError:  # a loop of links: there is nothing to read
+        raise OSError(f"{rel} is a loop of symbolic links; it is not read") from None
     if not real.is_relative_to(root.resolve()):
         raise _outside(rel)
     return real
@@ -187,6 +191,7 @@ def iter_repository_files(
     prefect_yaml: list[str] = []
     unread: list[str] = []
     symlinks: list[str] = []
+    broken: list[str] = []
     too_large: list[tuple[str, int]] = []
 
     def small(entry: os.DirEntry[str], rel: str) -> bool:
@@ -226,7 +231,10 @@ def iter_repository_files(
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             if entry.is_symlink():
                 # A symlink may point out of the repository; never read through it.
-                target = Path(entry.path).resolve()
+                if not os.path.exists(entry.path):  # a loop, or a target that is missing
+                    broken.append(rel)
+                    continue
+                target = Path(os.path.realpath(entry.path))
                 if not target.is_relative_to(root):
                     symlinks.append(rel)
                     continue
@@ -257,4 +265,5 @@ def iter_repository_files(
         skipped_symlinks=tuple(sorted(symlinks)),
         unread_prefect_files=tuple(sorted(unread)),
         too_large=tuple(sorted(too_large)),
+        broken_symlinks=tuple(sorted(broken)),
     )

@@ -452,6 +452,20 @@ def test_symlink_out_of_the_repository_is_not_followed(write_repo, tmp_path: Pat
     assert [(p.file, p.code) for p in result.problems] == [("link.py", "symlink-outside-repo")]
 
 
+def test_a_loop_of_links_or_a_dangling_one_is_a_warning_not_a_crash(write_repo) -> None:
+    repo = write_repo({"in.py": "from prefect import flow\n@flow\ndef inside(): pass\n"})
+    os.symlink("a.py", repo / "b.py")
+    os.symlink("b.py", repo / "a.py")
+    os.symlink("gone.yaml", repo / "prefect.yaml")
+    os.symlink("loop", repo / "loop")
+    result = discover(repo)
+    assert [f.name for f in result.flows] == ["inside"]
+    assert sorted((p.file, p.code) for p in result.problems) == [
+        ("a.py", "symlink-broken"), ("b.py", "symlink-broken"), ("loop", "symlink-broken"),
+        ("prefect.yaml", "symlink-broken"),
+    ]  # fmt: skip
+
+
 FLOW = "from prefect import flow\n@flow\ndef {0}(): pass\n"
 # kind of file -> (its path in the repository, what the outside file holds)
 OUTSIDE_FILES = {
