@@ -1,4 +1,13 @@
-"""Deployments: what each deployment must look like in one environment, at one commit.
+"""Deployments: one model of what the server stores, and what each deployment must be.
+
+`DeploymentFields` is the one model of a deployment as the Prefect server stores it, in
+the normal form both sides of a plan share: `DeploymentSpec` (what the repository wants,
+plus where it was declared) and `LiveDeployment` (what the server has, plus its id) are
+both made of it. The fields a plan compares are derived from it (`COMPARED_FIELDS`);
+registration sends them (`control_plane.prefect_api.create_arguments`) and reading fills
+them (`control_plane.prefect_api.to_live`), so a field is added in one place. The
+ownership markers (managed, source, environment, branch, defining files, code digest,
+protect) are tags: `control_plane.markers` writes and reads them.
 
 `build_deployment_specs` turns what discovery found into `DeploymentSpec`s by applying
 the environment: the name pattern, default work pool, queue, job variables, parameters
@@ -20,7 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane.environments import Environment
 from control_plane.errors import Problem
-from control_plane.markers import render_marker_tags, scope_tags
+from control_plane.markers import (
+    read_code_fingerprint,
+    read_defining_files,
+    render_marker_tags,
+    scope_tags,
+)
 
 if TYPE_CHECKING:
     from control_plane.discovery import DiscoveredDeployment, Discovery
@@ -39,20 +53,21 @@ class SourceContext:
         return self.commit[:8] if self.commit else None
 
 
-class DeploymentSpec(BaseModel):
-    """One deployment exactly as it must exist on the Prefect server."""
+class DeploymentFields(BaseModel):
+    """A deployment as the server stores it, in the normal form a plan compares.
+
+    Sequences are tuples, schedules and automations the server's form, sorted; the
+    ownership markers live in `tags`. Field order is the order diffs are shown in.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(description="Deployment name (after the environment's pattern).")
     flow_name: str
-    entrypoint: str = Field(description="relative/path.py:function, from the repository root.")
-    source_file: str = Field(description="The prefect.yaml (or flow file) that declared it.")
-    source_line: int = 0
-    flow_file: str = Field(description="The file of the flow's code.")
-    environment: str
+    entrypoint: str | None = Field(
+        default=None, description="relative/path.py:function, as the worker resolves it."
+    )
     description: str | None = None
-    version: str | None = None
     tags: tuple[str, ...] = ()
     parameters: dict[str, Any] = Field(default_factory=dict)
     parameter_openapi_schema: dict[str, Any] = Field(default_factory=dict)
@@ -60,32 +75,78 @@ class DeploymentSpec(BaseModel):
     work_queue_name: str | None = None
     job_variables: dict[str, Any] = Field(default_factory=dict)
     schedules: tuple[dict[str, Any], ...] = ()
-    triggers: tuple[dict[str, Any], ...] = Field(
-        default=(), description="Trigger specs as written in prefect.yaml; registered as is."
-    )
-    automations: tuple[dict[str, Any], ...] = Field(
-        default=(),
-        description="The automations the triggers become, in the server's form (compared only).",
-    )
     concurrency_limit: int | None = None
     concurrency_options: dict[str, Any] | None = None
     enforce_parameter_schema: bool = True
-    paused: bool | None = None
     pull_steps: tuple[dict[str, Any], ...] | None = None
-    build_steps: tuple[dict[str, Any], ...] | None = None
-    push_steps: tuple[dict[str, Any], ...] | None = None
-    is_default: bool = Field(default=False, description="Made from defaults, not prefect.yaml.")
-    code_fingerprint: str | None = Field(
-        default=None, description="Digest of the flow's code; carried as a tag."
+    automations: tuple[dict[str, Any], ...] = Field(
+        default=(),
+        description="The automations its triggers become, in the server's form, by name.",
     )
+    version: str | None = None
+    paused: bool | None = None
 
     @property
     def full_name(self) -> str:
         return f"{self.flow_name}/{self.name}"
 
     @property
+    def code_fingerprint(self) -> str | None:
+        """The digest of the flow's code, from its marker tag."""
+        return read_code_fingerprint(self.tags)
+
+    @property
+    def defining_files(self) -> frozenset[str]:
+        """The prefect.yaml and flow file that declared it, from its marker tags."""
+        return read_defining_files(self.tags, self.entrypoint)
+
+
+# Not compared: the identity (the plan matches on it); the version (it follows the commit
+# and is written with any other change, never alone: a new commit that changes nothing
+# else must not touch the server); `paused`, compared only when the repository says it
+# (a UI pause is the user's).
+NOT_COMPARED = frozenset({"name", "flow_name", "version", "paused"})
+# The code digest is a marker tag (tags are compared without markers): shown on its own.
+DERIVED_COMPARED = {"code_fingerprint": "entrypoint"}  # shown right after that field
+
+
+def _compared_fields() -> tuple[str, ...]:
+    fields: list[str] = []
+    for name in DeploymentFields.model_fields:
+        if name not in NOT_COMPARED:
+            fields.append(name)
+        fields.extend(d for d, after in DERIVED_COMPARED.items() if after == name)
+    return tuple(fields)
+
+
+COMPARED_FIELDS: tuple[str, ...] = _compared_fields()
+
+
+class DeploymentSpec(DeploymentFields):
+    """One deployment exactly as it must exist on the Prefect server, and where it was
+    declared (what the server does not store)."""
+
+    entrypoint: str = Field(description="relative/path.py:function, as the worker resolves it.")
+    source_file: str = Field(description="The prefect.yaml (or flow file) that declared it.")
+    source_line: int = 0
+    flow_file: str = Field(description="The file of the flow's code.")
+    environment: str
+    triggers: tuple[dict[str, Any], ...] = Field(
+        default=(), description="Trigger specs as written in prefect.yaml; registered as is."
+    )
+    build_steps: tuple[dict[str, Any], ...] | None = None
+    push_steps: tuple[dict[str, Any], ...] | None = None
+    is_default: bool = Field(default=False, description="Made from defaults, not prefect.yaml.")
+
+    @property
     def defining_files(self) -> frozenset[str]:
         return frozenset({self.source_file, self.flow_file})
+
+
+class LiveDeployment(DeploymentFields):
+    """A deployment as the server has it (`control_plane.prefect_api.to_live`)."""
+
+    id: str
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -150,7 +211,6 @@ def build_deployment_spec(
         build_steps=declared.build,
         push_steps=declared.push,
         is_default=found.is_default,
-        code_fingerprint=flow.code_fingerprint or None,
     )
 
 

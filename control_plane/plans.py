@@ -15,16 +15,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from control_plane.deployments import DeploymentSpec
+from control_plane.deployments import COMPARED_FIELDS, DeploymentSpec, LiveDeployment
 from control_plane.errors import Problem
 from control_plane.markers import (
     PROTECT_TAG,
     is_owned,
     is_protected,
-    read_code_fingerprint,
-    read_defining_files,
     without_derived,
 )
 
@@ -32,65 +28,6 @@ Action = Literal["create", "update", "unchanged", "prune", "keep", "conflict", "
 ACTIONS: tuple[Action, ...] = (
     "create", "update", "unchanged", "prune", "keep", "conflict", "invalid",
 )  # fmt: skip
-
-# The fields a reconcile owns. `version` follows the commit and is written with any other
-# change, never alone: a new commit that changes nothing else must not touch the server.
-# `paused` is compared only when the repository says it (a UI pause is the user's).
-COMPARED_FIELDS: tuple[str, ...] = (
-    "entrypoint",
-    "code_fingerprint",
-    "description",
-    "tags",
-    "parameters",
-    "parameter_openapi_schema",
-    "work_pool_name",
-    "work_queue_name",
-    "job_variables",
-    "schedules",
-    "concurrency_limit",
-    "concurrency_options",
-    "enforce_parameter_schema",
-    "pull_steps",
-    "automations",
-)
-
-
-class LiveDeployment(BaseModel):
-    """A deployment as the server has it, in the same normal form as `DeploymentSpec`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    name: str
-    flow_name: str
-    entrypoint: str | None = None
-    description: str | None = None
-    version: str | None = None
-    tags: tuple[str, ...] = ()
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    parameter_openapi_schema: dict[str, Any] = Field(default_factory=dict)
-    work_pool_name: str | None = None
-    work_queue_name: str | None = None
-    job_variables: dict[str, Any] = Field(default_factory=dict)
-    schedules: tuple[dict[str, Any], ...] = ()
-    automations: tuple[dict[str, Any], ...] = ()  # owned by the deployment, server form
-    concurrency_limit: int | None = None
-    concurrency_options: dict[str, Any] | None = None
-    enforce_parameter_schema: bool = True
-    paused: bool | None = None
-    pull_steps: tuple[dict[str, Any], ...] | None = None
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.flow_name}/{self.name}"
-
-    @property
-    def code_fingerprint(self) -> str | None:
-        return read_code_fingerprint(self.tags)
-
-    @property
-    def defining_files(self) -> frozenset[str]:
-        return read_defining_files(self.tags, self.entrypoint)
 
 
 @dataclass(frozen=True)

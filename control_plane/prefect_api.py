@@ -27,10 +27,15 @@ from uuid import UUID
 
 import httpx
 
-from control_plane.deployments import DeploymentSpec
+from control_plane.deployments import (
+    DERIVED_COMPARED,
+    DeploymentFields,
+    DeploymentSpec,
+    LiveDeployment,
+)
 from control_plane.errors import ApplyError, TransientError
 from control_plane.markers import PROTECT_TAG, is_protected
-from control_plane.plans import LiveDeployment, WorkPool
+from control_plane.plans import WorkPool
 from control_plane.prefect_yaml import is_templated
 
 if TYPE_CHECKING:
@@ -45,23 +50,9 @@ REFUSED_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6)  # 
 RESENT_ERRORS = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 SCHEDULE_FIELDS = {"schedule", "active", "parameters", "slug", "max_scheduled_runs"}
 # The field of DeploymentUpdate a compared field is written through (the plan's diff names).
-UPDATE_FIELDS = {
-    "entrypoint": "entrypoint",
-    "code_fingerprint": "tags",
-    "description": "description",
-    "tags": "tags",
-    "parameters": "parameters",
-    "parameter_openapi_schema": "parameter_openapi_schema",
-    "work_pool_name": "work_pool_name",
-    "work_queue_name": "work_queue_name",
-    "job_variables": "job_variables",
-    "schedules": "schedules",
-    "concurrency_limit": "concurrency_limit",
-    "concurrency_options": "concurrency_options",
-    "enforce_parameter_schema": "enforce_parameter_schema",
-    "pull_steps": "pull_steps",
-    "paused": "paused",
-}
+# What create_deployment is sent: every field of the model but the flow's name (the flow
+# id stands for it) and the automations (made from the triggers, owned by the deployment).
+NOT_SENT = frozenset({"flow_name", "automations"})
 # What a trigger's automation looks like, minus what the server adds or sets itself.
 AUTOMATION_FIELDS = {"name", "description", "enabled", "trigger", "actions",
                      "actions_on_trigger", "actions_on_resolve"}  # fmt: skip
@@ -371,22 +362,47 @@ class WriteLimit:
             self._changed.notify_all()
 
 
-def retry_refused_requests(client: PrefectClient) -> PrefectClient:
-    """Put `RetryRefused` in front of the client's transport (once; a no-op if httpx changed)."""
-    http = getattr(client, "_client", None)
-    inner = getattr(http, "_transport", None)
-    if isinstance(inner, httpx.AsyncBaseTransport) and not isinstance(inner, RetryRefused):
-        http._transport = RetryRefused(inner)  # type: ignore[union-attr]
-    return client
+def _inner_transport() -> httpx.AsyncHTTPTransport:
+    """The transport Prefect's client would make for itself (TLS, HTTP/2, pool, 3 connect
+    retries, from the same settings): with a transport of our own, httpx takes these from
+    the transport, not from the client."""
+    import ssl
+
+    import certifi
+    from prefect.settings import (
+        PREFECT_API_ENABLE_HTTP2,
+        PREFECT_API_SSL_CERT_FILE,
+        PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
+    )
+
+    if PREFECT_API_TLS_INSECURE_SKIP_VERIFY.value():
+        verify = ssl.create_default_context()
+        verify.check_hostname = False
+        verify.verify_mode = ssl.CERT_NONE
+    else:
+        verify = ssl.create_default_context(
+            cafile=PREFECT_API_SSL_CERT_FILE.value() or certifi.where()
+        )
+    return httpx.AsyncHTTPTransport(
+        verify=verify,
+        http2=bool(PREFECT_API_ENABLE_HTTP2.value()),
+        limits=httpx.Limits(max_connections=16, max_keepalive_connections=8, keepalive_expiry=25),
+        retries=3,
+    )
 
 
 @contextlib.asynccontextmanager
 async def api_client() -> AsyncIterator[PrefectClient]:
-    """Prefect's client for PREFECT_API_URL (`get_client`), quick to retry a refused request."""
+    """Prefect's client for PREFECT_API_URL, quick to re-send a refused request.
+
+    `RetryRefused` goes in through `get_client(httpx_settings={"transport": ...})`, the
+    client's public seam: a client of its own, so the flow engine's client (which writes
+    the run's states) keeps Prefect's behaviour.
+    """
     from prefect.client.orchestration import get_client
 
-    async with get_client() as client:
-        yield retry_refused_requests(client)
+    async with get_client(httpx_settings={"transport": RetryRefused(_inner_transport())}) as client:
+        yield client
 
 
 def _translate(exc: Exception, change: str) -> Exception:
@@ -613,22 +629,13 @@ class PrefectDeployments:
     ) -> None:
         from prefect.client.schemas.actions import DeploymentScheduleUpdate, DeploymentUpdate
 
-        fields = set(UPDATE_FIELDS) if changed is None else changed
+        sent = set(DeploymentFields.model_fields) - NOT_SENT - {"name", "version"}
+        fields = sent if changed is None else changed
         values: dict[str, Any] = {"version": spec.version}
-        for name in fields & set(UPDATE_FIELDS):
-            target = UPDATE_FIELDS[name]
-            value = getattr(spec, target)
-            if target == "description":
-                value = value or ""
-            elif target == "concurrency_options":
-                value = _concurrency_options(value)
-            elif target == "pull_steps":
-                value = [dict(s) for s in value] if value else None
-            elif isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, dict):
-                value = dict(value)
-            values[target] = value
+        for name in fields:
+            target = "tags" if name in DERIVED_COMPARED else name  # markers are tags
+            if target in sent and target != "schedules":
+                values[target] = _sent_value(target, getattr(spec, target))
         if "work_pool_name" in values or "work_queue_name" in values:
             # the server resolves a queue in the named pool only when both are given
             values["work_pool_name"] = spec.work_pool_name
@@ -702,26 +709,30 @@ class PrefectDeployments:
 
 
 def create_arguments(spec: DeploymentSpec) -> dict[str, Any]:
-    """What `client.create_deployment` is sent for a new deployment (besides its flow id)."""
+    """What `client.create_deployment` is sent for a new deployment (besides its flow id):
+    every field of `DeploymentFields` but NOT_SENT, in the client's types."""
     return {
-        "name": spec.name,
-        "version": spec.version,
-        "schedules": schedule_creates(spec.schedules),
-        "concurrency_limit": spec.concurrency_limit,
-        "concurrency_options": _concurrency_options(spec.concurrency_options),
-        "parameters": dict(spec.parameters),
-        # The 3.8 server stores a missing description as the string "None".
-        "description": spec.description or "",
-        "work_queue_name": spec.work_queue_name,
-        "work_pool_name": spec.work_pool_name,
-        "tags": list(spec.tags),
-        "entrypoint": spec.entrypoint,
-        "parameter_openapi_schema": dict(spec.parameter_openapi_schema),
-        "paused": spec.paused,
-        "pull_steps": [dict(s) for s in spec.pull_steps] if spec.pull_steps else None,
-        "enforce_parameter_schema": spec.enforce_parameter_schema,
-        "job_variables": dict(spec.job_variables),
+        name: _sent_value(name, getattr(spec, name))
+        for name in DeploymentFields.model_fields
+        if name not in NOT_SENT
     }
+
+
+def _sent_value(name: str, value: Any) -> Any:
+    """One field of the model as Prefect's client takes it."""
+    if name == "schedules":
+        return schedule_creates(value)
+    if name == "concurrency_options":
+        return _concurrency_options(value)
+    if name == "description":
+        return value or ""  # the 3.8 server stores a missing description as "None"
+    if name == "pull_steps":
+        return [dict(step) for step in value] if value else None
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
 
 
 def _concurrency_options(options: dict[str, Any] | None) -> Any:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from control_plane import plans
 from control_plane.deployments import (
     DeploymentSpec,
+    LiveDeployment,
     SourceContext,
     build_deployment_specs,
     select,
@@ -39,7 +40,7 @@ from control_plane.discovery import UNREAD_CODES, Discovery
 from control_plane.environments import Environment
 from control_plane.errors import DeployManagerError, Problem, TransientError
 from control_plane.markers import scope_tags
-from control_plane.plans import Change, LiveDeployment, Plan, PlanPolicy, UnreadFile, WorkPool
+from control_plane.plans import Change, Plan, PlanPolicy, UnreadFile, WorkPool
 from control_plane.sources import Checkout
 from control_plane.steps import StepPolicy, check_step_policy
 

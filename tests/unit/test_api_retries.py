@@ -37,6 +37,12 @@ class RefusingHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def do_GET(self) -> None:  # http.server names handlers this way
+        # Prefect's client asks for a CSRF token first; 404 is a server without CSRF
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -133,3 +139,25 @@ def test_schedule_validation_reads_the_timezone_list_once_and_still_rejects_unkn
     after = used.cache_info()  # type: ignore[attr-defined]
     assert after.misses == before.misses  # the zone database was not read again
     assert after.hits >= before.hits + 2
+
+
+def test_api_client_resends_through_the_public_seam_and_leaves_prefects_client_alone(
+    server: str,
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from control_plane.prefect_api import api_client
+
+    RefusingHandler.refuse = 2
+
+    async def post_through_both() -> tuple[int, bool]:
+        async with api_client() as ours, get_client() as prefects:
+            assert ours is not prefects
+            response = await ours.request("POST", "/deployments/", json={"name": "d"})
+            return response.status_code, isinstance(prefects._client._transport, RetryRefused)
+
+    with temporary_settings(updates={PREFECT_API_URL: server}):
+        status, prefects_resends = asyncio.run(post_through_both())
+    assert status == 201 and RefusingHandler.bodies == [b'{"name":"d"}'] * 3
+    assert prefects_resends is False

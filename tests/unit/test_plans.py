@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from control_plane.deployments import DeploymentSpec
+from control_plane.deployments import DeploymentFields, DeploymentSpec, LiveDeployment
 from control_plane.markers import MANAGED_TAG, PROTECT_TAG, render_marker_tags
-from control_plane.plans import LiveDeployment, PlanPolicy, UnreadFile, compute, render_table
+from control_plane.plans import PlanPolicy, UnreadFile, compute, render_table
 
 SCOPE = frozenset({MANAGED_TAG, "source:repo", "env:production"})
 # what a deployment spec and a live deployment have in common: what the server stores
-SHARED_FIELDS = (set(DeploymentSpec.model_fields) & set(LiveDeployment.model_fields)) - {"paused"}
+SHARED_FIELDS = set(DeploymentFields.model_fields) - {"paused"}
 
 
 def spec(name: str, flow: str = "etl", **fields: Any) -> DeploymentSpec:
