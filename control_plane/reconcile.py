@@ -336,7 +336,7 @@ class Report(BaseModel):
     environment: str
     dry_run: bool = False
     items: tuple[ReportItem, ...] = ()
-    problems: tuple[dict[str, Any], ...] = ()
+    problems: tuple[Problem, ...] = ()
     notes: tuple[str, ...] = ()
 
     def count(self, action: str, status: str | None = None) -> int:
@@ -353,8 +353,8 @@ class Report(BaseModel):
         return tuple(i for i in self.items if i.status == "failed")
 
     @property
-    def errors(self) -> tuple[dict[str, Any], ...]:
-        return tuple(p for p in self.problems if p.get("severity") == "error")
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
 
     @property
     def failed(self) -> bool:
@@ -409,7 +409,7 @@ def build_report(
         environment=desired.environment.name,
         dry_run=dry_run,
         items=tuple(items),
-        problems=tuple(p.as_dict() for p in plan.problems),
+        problems=tuple(plan.problems),
         notes=tuple(notes),
     )
 
@@ -431,11 +431,9 @@ def render_report_table(report: Report) -> str:
     )
     out = [head, *lines]
     for problem in report.problems:
-        where = f"{problem['file']}:{problem['line']}" if problem["line"] else problem["file"]
-        remedy = f" ({problem['remedy']})" if problem.get("remedy") else ""
-        out.append(
-            f"{problem['severity']}: {where}: {problem['code']}: {problem['message']}{remedy}"
-        )
+        where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+        remedy = f" ({problem.remedy})" if problem.remedy else ""
+        out.append(f"{problem.severity}: {where}: {problem.code}: {problem.message}{remedy}")
     out.extend(report.notes)
     if report.failed:
         out.append(f"FAILED: {len(report.failures)} change(s), {len(report.errors)} problem(s)")

@@ -464,7 +464,7 @@ async def _deploy_manager(
         shutil.rmtree(checkout.path, ignore_errors=True)
     if report.failed:
         reasons = [f"{i.deployment}: {i.detail}" for i in report.failures] + [
-            f"{p['file']}:{p['line']}: {p['message']}" for p in report.errors
+            f"{p.file}:{p.line}: {p.message}" for p in report.errors
         ]
         return Failed(message="; ".join(reasons)[:4000], data=report)  # type: ignore[return-value]
     return Completed(message=render_counts(report), data=report)  # type: ignore[return-value]

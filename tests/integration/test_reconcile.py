@@ -324,8 +324,8 @@ def test_unknown_work_pool_is_invalid_in_the_plan_and_skips_prune(
     invalid = next(i for i in report.items if i.action == "invalid")
     assert f"work pool {missing!r} does not exist" in (invalid.detail or "")
     assert f"prefect work-pool create {missing} --type process" in (invalid.detail or "")
-    (problem,) = [p for p in report.problems if p["code"] == "refused-by-server"]
-    assert (problem["file"], problem["line"]) == ("prefect.yaml", line_of(remote, "b-prod"))
+    (problem,) = [p for p in report.problems if p.code == "refused-by-server"]
+    assert (problem.file, problem.line) == ("prefect.yaml", line_of(remote, "b-prod"))
     after = run_sync(read_deployments(f"source:{source_block}"))
     assert after["b-prod"].updated == before["b-prod"].updated  # never sent: no 404 to read
     assert "c-prod" in after
@@ -404,9 +404,9 @@ def test_job_variables_the_pool_refuses_are_invalid_before_any_write(
     }  # fmt: skip
     invalid = next(i for i in report.items if i.action == "invalid")
     assert "stream_output" in (invalid.detail or "") and "boolean" in (invalid.detail or "")
-    (unknown,) = [p for p in report.problems if p["code"] == "unknown-job-variable"]
-    assert unknown["severity"] == "warning" and "imagee" in unknown["message"]
-    assert unknown["line"] == line_of(remote, "b-prod")
+    (unknown,) = [p for p in report.problems if p.code == "unknown-job-variable"]
+    assert unknown.severity == "warning" and "imagee" in unknown.message
+    assert unknown.line == line_of(remote, "b-prod")
 
     async def server_answer() -> tuple[int, str]:
         async with get_client() as client:
@@ -748,7 +748,7 @@ def test_a_typo_in_one_entry_keeps_its_deployment_and_updates_the_others(
     }  # fmt: skip
     keep = next(i for i in report.items if i.action == "keep")
     assert "prefect.yaml had errors in this run" in (keep.detail or "")
-    assert any(p["code"] == "invalid-cron" for p in report.problems)
+    assert any(p.code == "invalid-cron" for p in report.problems)
     after = run_sync(read_deployments(f"source:{source_block}"))
     assert after["a-prod"].id == before["a-prod"].id
     assert after["a-prod"].updated == before["a-prod"].updated  # untouched

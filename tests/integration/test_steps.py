@@ -291,7 +291,7 @@ def test_a_step_outside_the_allow_list_keeps_its_deployments(
         source_block, environment="staging", allowed_steps=["prefect_docker.deployments.steps.*"]
     )
     assert state.is_failed()
-    refused = {(p["file"], p["line"]) for p in report.problems if p["code"] == "step-not-allowed"}
+    refused = {(p.file, p.line) for p in report.problems if p.code == "step-not-allowed"}
     assert refused == {  # each run_shell_script line of the pipelines that deploy something
         (f"pipelines/{pipeline}/prefect.yaml", number)
         for pipeline in PIPELINES
