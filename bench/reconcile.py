@@ -41,6 +41,9 @@ service is off by default (`--with-scheduler` turns it on) so that scheduling ru
 hundreds of new cron deployments does not compete for the CPU with the next measurement;
 it does not change what either tool does.
 
+`--noop-runs K` runs the no-op K times (the table shows the median flow run, the details
+list every one); `--no-floor` skips the plain-loop floor, to iterate on deploy-manager.
+
 Run: `.venv/bin/python bench/reconcile.py [--sizes 10 100 500] [--keep DIR]`
 """
 
@@ -389,6 +392,7 @@ class FloorRun:
     created: int
     server_503s: int = 0
     error: str = ""
+    skipped: bool = False  # --no-floor
 
 
 def run_floor(server: LocalServer, repo: Path, source: str) -> FloorRun:
@@ -451,11 +455,12 @@ class SizeResult:
     n: int
     floor: FloorRun
     first: DmRun
-    noop: DmRun
+    noop: DmRun  # the no-op whose flow run is the median of `noops`
     pd: PdRun
     dm_created: int
     pd_created: int
     pd_estimate: float | None = None  # extrapolated seconds when skipped or timed out
+    noops: list[DmRun] = field(default_factory=list)  # every no-op, in order
 
 
 def estimate_prefect_deploy(n: int, measured: list[tuple[int, float]]) -> float | None:
@@ -470,19 +475,38 @@ def estimate_prefect_deploy(n: int, measured: list[tuple[int, float]]) -> float 
     return t1 + per_flow * (n - n1)
 
 
+def median_noop(noops: list[DmRun]) -> DmRun:
+    """The no-op run whose flow run took the median time (the lower middle of an even count)."""
+    timed = sorted(noops, key=lambda r: (r.flow_run_s is None, r.flow_run_s or 0.0))
+    return timed[(len(timed) - 1) // 2]
+
+
 def measure_size(
-    server: LocalServer, work: Path, n: int, pd_limit: float, pd_measured: list[tuple[int, float]]
+    server: LocalServer,
+    work: Path,
+    n: int,
+    pd_limit: float,
+    pd_measured: list[tuple[int, float]],
+    *,
+    floor_on: bool = True,
+    noop_runs: int = 1,
 ) -> SizeResult:
     dm_repo = make_repository(work / f"dm-{n}", "dm", n, pull_steps=False)
     pd_repo = make_repository(work / f"pd-{n}", "pd", n, pull_steps=True)
-    floor_repo = make_repository(work / f"floor-{n}", "floor", n, pull_steps=False)
     block = f"bench-dm-{n}"
-    print(f"  N={n}: plain client loop (the floor) ...", flush=True)
-    floor = run_floor(server, floor_repo, FLOOR_SOURCE.format(n=n))
+    if floor_on:
+        floor_repo = make_repository(work / f"floor-{n}", "floor", n, pull_steps=False)
+        print(f"  N={n}: plain client loop (the floor) ...", flush=True)
+        floor = run_floor(server, floor_repo, FLOOR_SOURCE.format(n=n))
+    else:
+        floor = FloorRun(None, None, 0.0, 0, skipped=True)
     print(f"  N={n}: dm first ...", flush=True)
     first = run_deploy_manager(server, dm_repo, block)
-    print(f"  N={n}: dm no-op ...", flush=True)
-    noop = run_deploy_manager(server, dm_repo, block)
+    noops = []
+    for index in range(1, noop_runs + 1):
+        print(f"  N={n}: dm no-op {index}/{noop_runs} ...", flush=True)
+        noops.append(run_deploy_manager(server, dm_repo, block))
+    noop = median_noop(noops)
     dm_created = run_async(count_deployments([flow_name("dm", n, i) for i in range(n)]))
     estimate = estimate_prefect_deploy(n, pd_measured)
     if pd_limit <= 0:
@@ -498,7 +522,7 @@ def measure_size(
         estimate = None
     elif pd.note.startswith("timed out") and pd_created:
         estimate = pd_limit * n / pd_created  # the rate it reached, over all n
-    return SizeResult(n, floor, first, noop, pd, dm_created, pd_created, estimate)
+    return SizeResult(n, floor, first, noop, pd, dm_created, pd_created, estimate, noops)
 
 
 # --- printing --------------------------------------------------------------------------
@@ -585,11 +609,14 @@ def print_table(results: list[SizeResult]) -> None:
         print("  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)))
         if index == 0:
             print("  ".join("-" * w for w in widths))
+    if all(r.floor.skipped for r in results):
+        print("floor: skipped (--no-floor)")
+        return
     print(
         "floor: a fresh process, a plain `get_client()` loop of create_flow_from_name + "
         "create_deployment (the fields dm sends), one at a time, then the paged read of "
         "them back; its command (imports, exit) took "
-        + ", ".join(f"N={r.n}: {r.floor.command_s:.2f} s" for r in results)
+        + ", ".join(f"N={r.n}: {r.floor.command_s:.2f} s" for r in results if not r.floor.skipped)
     )
 
 
@@ -604,6 +631,15 @@ def print_details(r: SizeResult) -> None:
         )
         if run.error:
             print("    " + run.error.replace("\n", "\n    "))
+    if len(r.noops) > 1:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        print(
+            f"  N={r.n} dm no-op runs (the table shows the median): flow run s "
+            + ", ".join(fmt(run.flow_run_s) for run in r.noops)
+            + "; command s "
+            + ", ".join(fmt(run.command_s) for run in r.noops)
+            + (f"; load avg now {load:.2f}" if load is not None else "")
+        )
     if r.pd.note:
         print(f"  N={r.n} prefect deploy --all: {r.pd.note}")
     else:
@@ -659,6 +695,17 @@ def main(argv: list[str] | None = None) -> int:
         "0 skips it",
     )
     parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the plain-loop floor (its columns print '-'): quicker, to iterate on dm",
+    )
+    parser.add_argument(
+        "--noop-runs",
+        type=int,
+        default=1,
+        help="no-op reconciles per size (default 1); the table shows the median flow run",
+    )
+    parser.add_argument(
         "--with-scheduler",
         action="store_true",
         help="leave the server's scheduler service on (off by default, see the docstring)",
@@ -694,7 +741,16 @@ def main(argv: list[str] | None = None) -> int:
         create_pool(server)
         pd_measured: list[tuple[int, float]] = []
         for n in sorted(args.sizes):
-            results.append(measure_size(server, work, n, args.prefect_deploy_limit, pd_measured))
+            result = measure_size(
+                server,
+                work,
+                n,
+                args.prefect_deploy_limit,
+                pd_measured,
+                floor_on=not args.no_floor,
+                noop_runs=max(1, args.noop_runs),
+            )
+            results.append(result)
     finally:
         if server is not None:
             server.stop()
