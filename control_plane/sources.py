@@ -455,6 +455,21 @@ def _resolve_short_sha(directory: Path, sha: str, block: Any) -> str:
     )
 
 
+def _as_shallow_clone(block: Any) -> Any:
+    """The block, cloning a local repository through a `file://` URL.
+
+    git ignores `--depth 1` for a plain path: it hard-links every object of the
+    repository into the clone, one file each under 256 directories, all of which the
+    block then copies and deletes again (seconds for a repository of a few hundred
+    files, most of a no-op reconcile). Through `file://` the clone is shallow and packed,
+    as from a remote. The block itself, its saved URL and the pinned pull steps keep the path.
+    """
+    url = str(block.repository_url)
+    if "://" in url or not Path(url).is_absolute() or not Path(url).is_dir():
+        return block
+    return block.model_copy(update={"repository_url": Path(url).as_uri()})
+
+
 async def _clone(
     block: Any, directory: Path, ref: str | None, sha: str | None
 ) -> tuple[str, str | None]:
@@ -467,7 +482,7 @@ async def _clone(
     token = _token_of(block)
     try:
         with _git_environment():
-            await block.aget_directory(local_path=str(directory))
+            await _as_shallow_clone(block).aget_directory(local_path=str(directory))
     except RuntimeError as exc:
         raise clone_error(block.repository_url, block.reference, scrub(str(exc), [token])) from None
     finally:

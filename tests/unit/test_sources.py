@@ -151,3 +151,38 @@ def test_a_dockerignore_that_links_outside_is_replaced_not_written_through(
     assert outside.read_text() == "secret-pattern\n"
     assert not (repo / ".dockerignore").is_symlink()
     assert (repo / ".dockerignore").read_text() == ".git\n"
+
+
+def test_a_local_repository_is_cloned_shallow_as_a_remote_one_is(tmp_path: Path) -> None:
+    """git ignores --depth for a plain path and hard-links every object (one file each);
+    through file:// the clone holds the one commit, packed. The block keeps the path."""
+    import asyncio
+    import subprocess
+
+    from prefect_github import GitHubRepository
+
+    from control_plane.sources import _clone
+
+    repo = tmp_path / "my repo"  # a space: the file:// URL must quote it
+    subprocess.run(["git", "init", "--quiet", "-b", "main", str(repo)], check=True)
+    for n in range(2):
+        (repo / f"f{n}.py").write_text(f"x = {n}\n")
+        subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet",
+                        "-m", str(n)], cwd=repo, check=True)  # fmt: skip
+    block = GitHubRepository(repository_url=str(repo), reference="main")
+    clone = tmp_path / "clone"
+    clone.mkdir()
+
+    commit, branch = asyncio.run(_clone(block, clone, None, None))
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=clone, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+    assert (commit, branch) == (head.stdout.strip(), "main")
+    assert git("rev-parse", "--is-shallow-repository") == "true"
+    assert git("count-objects", "-v").splitlines()[0] == "count: 0"  # no loose objects
+    assert (clone / "f1.py").read_text() == "x = 1\n"
+    assert block.repository_url == git("remote", "get-url", "origin") == str(repo)
