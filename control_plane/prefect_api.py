@@ -432,14 +432,19 @@ class PrefectDeployments:
         self.client = client
         remember_timezone_list()
 
-    async def _paged_deployments(self, deployment_filter: Any) -> list[DeploymentResponse]:
-        """Every deployment the filter matches; after a full first page, the next pages
+    async def _paged_deployments(
+        self, deployment_filter: Any, flow_filter: Any = None
+    ) -> list[DeploymentResponse]:
+        """Every deployment the filters match; after a full first page, the next pages
         are asked for side by side (the server answers one while this process parses
         another)."""
 
         async def page(offset: int) -> list[DeploymentResponse]:
             return await self.client.read_deployments(
-                deployment_filter=deployment_filter, limit=PAGE, offset=offset
+                deployment_filter=deployment_filter,
+                flow_filter=flow_filter,
+                limit=PAGE,
+                offset=offset,
             )
 
         found = await page(0)
@@ -507,13 +512,17 @@ class PrefectDeployments:
     ) -> list[LiveDeployment]:
         """The deployments in scope, and any deployment a desired one (`flow/name`) collides with.
 
-        The scope's deployments are read once; deployments are read by name only for the
-        desired ones the scope does not hold (on a no-op reconcile: none).
+        The scope's deployments are read once; deployments are read by flow and name only
+        for the desired ones the scope does not hold (on a no-op reconcile: none). A
+        deployment's name alone would match every flow's deployment of that name (`d`,
+        `prod`): hundreds of deployments read and parsed for nothing.
         """
         from prefect.client.schemas.filters import (
             DeploymentFilter,
             DeploymentFilterName,
             DeploymentFilterTags,
+            FlowFilter,
+            FlowFilterName,
         )
 
         full_names = list(full_names)
@@ -529,10 +538,12 @@ class PrefectDeployments:
             if unnamed:  # flows that left the repository: their deployments may be pruned
                 flow_names |= await self._flow_names(unnamed)
             held = {f"{flow_names.get(r.flow_id, '?')}/{r.name}" for r in responses}
-            wanted = sorted({full.split("/", 1)[-1] for full in set(full_names) - held})
-            for start in range(0, len(wanted), PAGE):
+            missing = [full.split("/", 1) for full in sorted(set(full_names) - held)]
+            for start in range(0, len(missing), PAGE):
+                chunk = missing[start : start + PAGE]
                 responses += await self._paged_deployments(
-                    DeploymentFilter(name=DeploymentFilterName(any_=wanted[start : start + PAGE]))
+                    DeploymentFilter(name=DeploymentFilterName(any_=sorted({n for _, n in chunk}))),
+                    FlowFilter(name=FlowFilterName(any_=sorted({f for f, _ in chunk}))),
                 )
             unique = {r.id: r for r in responses}
             unnamed = {r.flow_id for r in unique.values()} - set(flow_names)

@@ -298,6 +298,28 @@ def test_name_taken_by_an_unmanaged_deployment_is_a_conflict(
     assert run_sync(_exists(unmanaged))
 
 
+def test_a_name_outside_the_scope_is_read_in_its_own_flow_only(
+    prefect_server: Any, repo: dict[str, str]
+) -> None:
+    """The collision read asks for flow and name: another flow's deployment of the same
+    name is neither read nor taken for the desired one."""
+    from control_plane.prefect_api import PrefectDeployments, api_client
+
+    mine = run_sync(_create_unmanaged(repo["c"], "shared-name"))
+    run_sync(_create_unmanaged(unique("other-flow"), "shared-name"))
+
+    async def read() -> list[Any]:
+        async with api_client() as client:
+            return await PrefectDeployments(client).read_live(
+                frozenset({"deploy-manager", f"source:{unique('none')}"}),
+                [f"{repo['c']}/shared-name"],
+            )
+
+    assert [(d.id, d.full_name) for d in run_sync(read())] == [
+        (str(mine), f"{repo['c']}/shared-name")
+    ]
+
+
 def test_unknown_work_pool_is_invalid_in_the_plan_and_skips_prune(
     source_block: str, repo: dict[str, str], remote: GitRemote
 ) -> None:
