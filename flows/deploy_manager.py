@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import gc
 import re
 import shutil
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
@@ -55,6 +57,8 @@ from control_plane.sources import Checkout, fetch_checkout
 from control_plane.steps import StepPolicy, StepRun, StepRuns, plan_step_runs, redact_plan
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 REGISTER_CONCURRENCY = 8  # writes at most; one at a time once the server refuses (WriteLimit)
 WRITE_BATCH = 50  # changes per register/prune task run
 STEP_CONCURRENCY = 4  # build/push steps at once (each a process; docker builds are heavy)
@@ -365,7 +369,32 @@ async def source_lock(name: str) -> AsyncIterator[None]:
             )  # fmt: skip
 
 
+def collecting_only_what_the_run_makes(
+    fn: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Full garbage collections during a run walk only the objects the run made.
+
+    When a run starts, the process already holds ~180 000 objects that outlive it
+    (Prefect's, pydantic's and httpx's modules, classes and schemas); every full
+    collection walked them again: 0.1-0.2 s each, twice in a no-op reconcile of 500
+    deployments, 0.3 s of its 2.5 (measured with `gc.callbacks`). They are set aside
+    for the run (`gc.freeze`) and handed back after it (`gc.unfreeze`), so a process
+    that runs the flow again, as tests do, still collects them.
+    """
+
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        gc.freeze()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            gc.unfreeze()
+
+    return run
+
+
 @flow(name="deploy-manager", log_prints=True)
+@collecting_only_what_the_run_makes
 async def deploy_manager(
     source: str,
     ref: str | None = None,
