@@ -155,7 +155,7 @@ def test_a_dockerignore_that_links_outside_is_replaced_not_written_through(
 
 def test_a_local_repository_is_cloned_shallow_as_a_remote_one_is(tmp_path: Path) -> None:
     """git ignores --depth for a plain path and hard-links every object (one file each);
-    through file:// the clone holds the one commit, packed. The block keeps the path."""
+    cloned with --no-local, the clone holds the one commit, packed. The block keeps the path."""
     import asyncio
     import subprocess
 
@@ -163,7 +163,7 @@ def test_a_local_repository_is_cloned_shallow_as_a_remote_one_is(tmp_path: Path)
 
     from control_plane.sources import _clone
 
-    repo = tmp_path / "my repo"  # a space: the file:// URL must quote it
+    repo = tmp_path / "my repo"  # a space: the path reaches git as one argument
     subprocess.run(["git", "init", "--quiet", "-b", "main", str(repo)], check=True)
     for n in range(2):
         (repo / f"f{n}.py").write_text(f"x = {n}\n")
