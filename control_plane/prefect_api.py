@@ -478,25 +478,29 @@ class PrefectDeployments:
             lambda chunk: FlowFilter(name=FlowFilterName(any_=chunk)), sorted(set(names))
         )
 
-    async def _owned_automations(self, deployment_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
-        """The automations each deployment owns (its triggers), in the server's form.
-
-        The server does not return an automation's owner, so the candidates are the
-        automations that run one of these deployments; ownership is then confirmed per
-        candidate deployment (`/automations/related-to/...`).
-        """
-        candidates: set[str] = set()
+    async def _deployments_run_by_automations(self) -> set[str]:
+        """The deployments some automation runs: the candidates for owning one (its
+        triggers). Read side by side with the deployments, as it does not depend on them."""
+        targets: set[str] = set()
         offset = 0
         while True:
             page = await self.client.read_automations(limit=PAGE, offset=offset)
             for automation in page:
                 for action in automation.actions:
                     target = getattr(action, "deployment_id", None)
-                    if target is not None and str(target) in deployment_ids:
-                        candidates.add(str(target))
+                    if target is not None:
+                        targets.add(str(target))
             if len(page) < PAGE:
-                break
+                return targets
             offset += PAGE
+
+    async def _owned_automations(self, candidates: set[str]) -> dict[str, list[dict[str, Any]]]:
+        """The automations each deployment owns (its triggers), in the server's form.
+
+        The server does not return an automation's owner, so the candidates are the
+        deployments an automation runs; ownership is then confirmed per candidate
+        (`/automations/related-to/...`).
+        """
         owned: dict[str, list[dict[str, Any]]] = {}
         for deployment_id in sorted(candidates):
             related = await self.client.read_resource_related_automations(
@@ -527,12 +531,14 @@ class PrefectDeployments:
 
         full_names = list(full_names)
         try:
-            # The desired flows' names are asked for while the deployments are read.
-            responses, flow_names = await asyncio.gather(
+            # The desired flows' names and the automations' targets are asked for while
+            # the deployments are read.
+            responses, flow_names, run_by_automations = await asyncio.gather(
                 self._paged_deployments(
                     DeploymentFilter(tags=DeploymentFilterTags(all_=sorted(scope_tags)))
                 ),
                 self._flows_named(full.split("/", 1)[0] for full in full_names),
+                self._deployments_run_by_automations(),
             )
             unnamed = {r.flow_id for r in responses} - set(flow_names)
             if unnamed:  # flows that left the repository: their deployments may be pruned
@@ -549,7 +555,8 @@ class PrefectDeployments:
             unnamed = {r.flow_id for r in unique.values()} - set(flow_names)
             if unnamed:
                 flow_names |= await self._flow_names(unnamed)
-            automations = await self._owned_automations({str(i) for i in unique}) if unique else {}
+            candidates = {str(i) for i in unique} & run_by_automations
+            automations = await self._owned_automations(candidates) if candidates else {}
         except Exception as exc:
             raise _translate(exc, "read-live-deployments") from exc
         return [
