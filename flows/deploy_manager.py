@@ -18,7 +18,7 @@ import functools
 import gc
 import re
 import shutil
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -59,6 +59,8 @@ from control_plane.steps import StepPolicy, StepRun, StepRuns, plan_step_runs, r
 T = TypeVar("T")
 P = ParamSpec("P")
 R = TypeVar("R")
+A = TypeVar("A")
+B = TypeVar("B")
 REGISTER_CONCURRENCY = 8  # writes at most; one at a time once the server refuses (WriteLimit)
 WRITE_BATCH = 50  # changes per register/prune task run
 STEP_CONCURRENCY = 4  # build/push steps at once (each a process; docker builds are heavy)
@@ -274,6 +276,16 @@ async def report_task(report: Report) -> Report:
     return report
 
 
+async def _together(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both results, the two run side by side; a failure of either is raised once both
+    have ended (neither is left running behind the flow)."""
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast(A, results[0]), cast(B, results[1])
+
+
 def batch_run_name(verb: str, batch: Sequence[Change], index: int, count: int) -> str:
     """`register[flow/deployment]` for a batch of one, else
     `register[batch 3/10: 50 deployments]`."""
@@ -468,23 +480,21 @@ async def _deploy_manager(
         step_failures: dict[str, str] = {}
         if not dry_run:
             outputs, step_failures = await _run_steps(plan_step_runs(desired.specs), checkout)
-        resolved = await resolve_templates(unwalked(desired), outputs, step_failures)
-        desired = dataclasses.replace(desired, specs=resolved.specs)
-        if dry_run:  # reads only: no lock to create or hold
-            state = await read_live_deployments(unwalked(desired))
+        # One reconcile of a source at a time: the plan must see what the last one wrote.
+        # A dry run only reads: no lock to create or hold.
+        lock = contextlib.nullcontext() if dry_run else source_lock(_artifact_key("lock", source))
+        async with lock:
+            # The server reads the live deployments while this process resolves the
+            # templates; the read needs the deployments' names only, which no template sets.
+            state, resolved = await _together(
+                read_live_deployments(unwalked(desired)),
+                resolve_templates(unwalked(desired), outputs, step_failures),
+            )
+            desired = dataclasses.replace(desired, specs=resolved.specs)
             plan = await plan_changes(
                 unwalked(desired), unwalked(state), checkout, options, unwalked(resolved)
             )
             outcomes, notes = await _apply(plan, options, resolved.failures)
-        else:
-            lock = _artifact_key("lock", source)
-            # One reconcile of a source at a time: the plan must see what the last one wrote.
-            async with source_lock(lock):
-                state = await read_live_deployments(unwalked(desired))
-                plan = await plan_changes(
-                    unwalked(desired), unwalked(state), checkout, options, unwalked(resolved)
-                )
-                outcomes, notes = await _apply(plan, options, resolved.failures)
         report = build_report(
             plan, outcomes, checkout, desired, ref=ref, dry_run=dry_run, notes=notes
         )
