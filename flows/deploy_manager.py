@@ -252,10 +252,11 @@ async def prune_deployment(changes: Sequence[Change], limit: WriteLimit) -> list
 
 @task(name="report", task_run_name="report", cache_policy=NO_CACHE)
 async def report_task(report: Report) -> Report:
-    get_run_logger().info("%s", render_report_table(report))
+    table = render_report_table(report)
+    get_run_logger().info("%s", table)
     await acreate_markdown_artifact(
         key=_artifact_key("report", report.source),
-        markdown=f"# deploy-manager report\n\n```\n{render_report_table(report)}\n```\n",
+        markdown=f"# deploy-manager report\n\n```\n{table}\n```\n",
         description=f"{report.source}@{(report.commit or '-')[:8]} -> {report.environment}",
     )
     await acreate_table_artifact(
