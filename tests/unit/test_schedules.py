@@ -51,3 +51,20 @@ def test_an_interval_keeps_the_anchor_the_server_gave_it() -> None:
     anchored = {**new, "schedule": {**new["schedule"], "anchor_date": "2026-01-01T00:00:00Z"}}
     (again,) = canonical_schedules([interval], [anchored])
     assert again == anchored
+
+
+def test_a_cron_is_built_once_per_distinct_schedule_and_a_bad_one_refused_each_time() -> None:
+    import pytest
+
+    from control_plane.prefect_api import schedule_creates
+
+    (one,) = schedule_creates([entry("0 3 * * *", parameters={"x": 1})])
+    (same,) = schedule_creates([entry("0 3 * * *", parameters={"x": 2})])
+    paris = entry("0 3 * * *")
+    paris["schedule"]["timezone"] = "Europe/Paris"
+    (other,) = schedule_creates([paris])
+    assert one.schedule is same.schedule is not other.schedule
+    assert (one.parameters, same.parameters) == ({"x": 1}, {"x": 2})
+    for _ in range(2):
+        with pytest.raises(ValueError, match="Invalid cron"):
+            schedule_creates([entry("61 * * * *")])
