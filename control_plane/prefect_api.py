@@ -450,11 +450,16 @@ class PrefectDeployments:
         remember_timezone_list()
 
     async def _paged_deployments(
-        self, deployment_filter: Any, flow_filter: Any = None
+        self, deployment_filter: Any, flow_filter: Any = None, expected: int = 0
     ) -> list[DeploymentResponse]:
-        """Every deployment the filters match; after a full first page, the next pages
-        are asked for side by side (the server answers one while this process parses
-        another)."""
+        """Every deployment the filters match, its pages asked for side by side (the
+        server answers one while this process parses another).
+
+        The pages `expected` deployments fill are asked for at once; as many more as
+        PAGES_AT_ONCE while the last page came back full. A reconcile expects as many
+        deployments in its scope as the repository declares: a no-op reads them all in
+        one go, not one page first and the others once that page is parsed.
+        """
 
         async def page(offset: int) -> list[DeploymentResponse]:
             return await self.client.read_deployments(
@@ -464,13 +469,15 @@ class PrefectDeployments:
                 offset=offset,
             )
 
-        found = await page(0)
-        offset = PAGE
+        found: list[DeploymentResponse] = []
+        count = expected // PAGE + 1  # a full last page: one more, to see that it was the last
+        offset = 0
         while len(found) == offset:
-            pages = await asyncio.gather(*(page(offset + i * PAGE) for i in range(PAGES_AT_ONCE)))
+            pages = await asyncio.gather(*(page(offset + i * PAGE) for i in range(count)))
             for chunk in pages:
                 found.extend(chunk)
-            offset += PAGE * PAGES_AT_ONCE
+            offset += PAGE * count
+            count = PAGES_AT_ONCE
         return found
 
     async def _flows(self, flow_filter: Any, keys: Sequence[Any]) -> dict[UUID, str]:
@@ -552,7 +559,8 @@ class PrefectDeployments:
             # the deployments are read.
             responses, flow_names, run_by_automations = await asyncio.gather(
                 self._paged_deployments(
-                    DeploymentFilter(tags=DeploymentFilterTags(all_=sorted(scope_tags)))
+                    DeploymentFilter(tags=DeploymentFilterTags(all_=sorted(scope_tags))),
+                    expected=len(full_names),
                 ),
                 self._flows_named(full.split("/", 1)[0] for full in full_names),
                 self._deployments_run_by_automations(),
