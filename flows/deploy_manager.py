@@ -103,8 +103,10 @@ async def fetch_source(source: str, ref: str | None, repository_url: str | None 
     return await fetch_checkout(source, ref, repository_url)
 
 
+# Async, though discovery blocks this thread as a sync task would: a sync task run in
+# this async flow opens a sync Prefect client of its own (~30 ms, mostly its TLS context).
 @task(name="discover-flows", task_run_name="discover-flows", cache_policy=NO_CACHE)
-def discover_flows(checkout: Checkout) -> Discovery:
+async def discover_flows(checkout: Checkout) -> Discovery:
     return discover(checkout.path)
 
 
@@ -472,7 +474,7 @@ async def _deploy_manager(
     except ConfigError as exc:  # the user's to fix (a missing ref, a wrong URL): no traceback
         return Failed(message=str(exc), data=exc)  # type: ignore[return-value]
     try:
-        discovery = discover_flows(checkout)
+        discovery = await discover_flows(checkout)
         desired = build_desired(checkout, discovery, options)
         policy = StepPolicy.for_environment(desired.environment.name, allowed_steps)
         desired = restrict_steps(desired, discovery, policy)
