@@ -340,6 +340,7 @@ class DmRun:
     timing: FlowRunTiming | None
     server_503s: int = 0
     error: str = ""
+    load: float | None = None  # the 1-minute load average when the command started
 
 
 def parse_report(stdout: str) -> dict[str, Any] | None:
@@ -358,6 +359,7 @@ def parse_report(stdout: str) -> dict[str, Any] | None:
 def run_deploy_manager(server: LocalServer, repo: Path, block: str) -> DmRun:
     command = [str(BIN / "deploy-manager"), "apply", str(repo), "--source", block, "--json"]
     retryable = server_retryable_errors(server)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     began = time.perf_counter()
     completed = subprocess.run(
         command, env=server.environment(), capture_output=True, text=True, check=False
@@ -381,6 +383,7 @@ def run_deploy_manager(server: LocalServer, repo: Path, block: str) -> DmRun:
         timing=timing,
         server_503s=server_retryable_errors(server) - retryable,
         error=error,
+        load=load,
     )
 
 
@@ -532,6 +535,31 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def file_creation_ms(count: int = 200) -> float:
+    """Milliseconds to create one small file where the flow's checkout goes (TMPDIR).
+
+    fetch-source writes every file of the repository there; on the machine of the
+    2026-12-03 results this took ~0.75 ms under /tmp (20x the rest of the same disk),
+    and it moved by 2x during a run.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="bench-files-"))
+    try:
+        began = time.perf_counter()
+        for index in range(count):
+            (directory / f"f{index}.py").write_bytes(b"x = 1\n")
+        return (time.perf_counter() - began) * 1000 / count
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def machine_now() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ()
+    return (
+        f"load avg: {', '.join(f'{x:.2f}' for x in load) or '-'}  file creation in "
+        f"{tempfile.gettempdir()}: {file_creation_ms():.2f} ms"
+    )
+
+
 def machine_facts() -> list[str]:
     def version(dist: str) -> str:
         try:
@@ -542,9 +570,8 @@ def machine_facts() -> list[str]:
     git_version = subprocess.run(
         ["git", "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ()
     return [
-        f"cpus: {os.cpu_count()}  load avg: {', '.join(f'{x:.2f}' for x in load) or '-'}",
+        f"cpus: {os.cpu_count()}  {machine_now()}",
         f"platform: {platform.platform()}",
         f"python: {platform.python_version()} ({sys.executable})",
         f"prefect: {version('prefect')}  prefect-github: {version('prefect-github')}  "
@@ -632,13 +659,12 @@ def print_details(r: SizeResult) -> None:
         if run.error:
             print("    " + run.error.replace("\n", "\n    "))
     if len(r.noops) > 1:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         print(
-            f"  N={r.n} dm no-op runs (the table shows the median): flow run s "
-            + ", ".join(fmt(run.flow_run_s) for run in r.noops)
+            f"  N={r.n} dm no-op runs (the table shows the median), flow run s (load avg "
+            "at its start): "
+            + ", ".join(f"{fmt(run.flow_run_s)} ({fmt(run.load)})" for run in r.noops)
             + "; command s "
             + ", ".join(fmt(run.command_s) for run in r.noops)
-            + (f"; load avg now {load:.2f}" if load is not None else "")
         )
     if r.pd.note:
         print(f"  N={r.n} prefect deploy --all: {r.pd.note}")
@@ -772,6 +798,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Goals (a reminder, not asserted):")
     for goal in GOALS:
         print(f"  - {goal}")
+    print(f"at the end: {machine_now()}")
     print(f"benchmark wall time: {time.perf_counter() - began:.0f} s")
     return 0
 
