@@ -691,15 +691,20 @@ def print_task_breakdown(label: str, timing: FlowRunTiming | None) -> None:
             key = name.split("[", 1)[0] + ("[...]" if "[" in name else "")
             groups[key].append((start, end))
     print(f"    {'task run':<24} {'count':>5} {'sum s':>8} {'wall s':>8} {'from start s':>13}")
-    covered = 0.0
     for key, spans in sorted(groups.items(), key=lambda kv: min(s for s, _ in kv[1])):
         first = min(s for s, _ in spans)
         last = max(e for _, e in spans)
         summed = sum((e - s).total_seconds() for s, e in spans)
         wall = (last - first).total_seconds()
-        covered += wall
         offset = (first - timing.start).total_seconds()
         print(f"    {key:<24} {len(spans):>5} {summed:>8.3f} {wall:>8.3f} {offset:>13.3f}")
+    # Task runs may overlap (read-live-deployments beside resolve-templates): the time
+    # outside all of them is the run's time minus the union of their spans.
+    covered, reach = 0.0, timing.start
+    for start, end in sorted(span for spans in groups.values() for span in spans):
+        if end > reach:
+            covered += (end - max(start, reach)).total_seconds()
+            reach = end
     print(f"    {'outside task runs':<24} {'':>5} {'':>8} {total - covered:>8.3f}")
 
 
