@@ -3,7 +3,7 @@
 Thin on purpose: every task wraps one call into `control_plane` and names itself so a
 person reading the Prefect UI knows what it did (`fetch-source`, `discover-flows`,
 `step[<id>]` for each distinct build or push step of the prefect.yaml files,
-`resolve-templates`, `read-live-deployments`, `plan`, `register[batch 3/10: 50
+`read-live-deployments` beside `resolve-templates`, `plan`, `register[batch 3/10: 50
 deployments]` (or `register[flow/deployment]` for a single change), `prune[...]`,
 `report`). A failure of one deployment is recorded and the others go on; the run ends
 Failed, with every reason listed, after all independent work is done.
