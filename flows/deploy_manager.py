@@ -33,7 +33,7 @@ from control_plane.discovery import Discovery, discover
 from control_plane.errors import ConfigError, TransientError
 from control_plane.liveness import ensure_crash_automation, heartbeats
 from control_plane.plans import Change, Plan, PoolToCreate, render_table
-from control_plane.prefect_api import PrefectDeployments, WriteLimit, api_client
+from control_plane.prefect_api import PrefectDeployments, WriteLimit, api_client, one_api_client
 from control_plane.prefect_steps import Resolved, resolve_specs, run_step
 from control_plane.reconcile import (
     Desired,
@@ -441,13 +441,14 @@ async def deploy_manager(
 
     context = FlowRunContext.get()
     run = context.flow_run if context else None
-    if not dry_run:  # before the first beat: the automation must see it to watch the run
-        await _ensure_crash_detection()
-    with heartbeats(run.id, run.name) if run else contextlib.nullcontext():
-        return await _deploy_manager(
-            source, ref, environment, dry_run, prune, force_prune, only, repository_url,
-            allowed_steps,
-        )  # fmt: skip
+    async with one_api_client():  # the run's own API calls share one client
+        if not dry_run:  # before the first beat: the automation must see it to watch the run
+            await _ensure_crash_detection()
+        with heartbeats(run.id, run.name) if run else contextlib.nullcontext():
+            return await _deploy_manager(
+                source, ref, environment, dry_run, prune, force_prune, only, repository_url,
+                allowed_steps,
+            )  # fmt: skip
 
 
 async def _deploy_manager(

@@ -161,3 +161,30 @@ def test_api_client_resends_through_the_public_seam_and_leaves_prefects_client_a
         status, prefects_resends = asyncio.run(post_through_both())
     assert status == 201 and RefusingHandler.bodies == [b'{"name":"d"}'] * 3
     assert prefects_resends is False
+
+
+def test_inside_one_api_client_every_api_client_is_that_one_on_its_loop(server: str) -> None:
+    """A reconcile opens one client for its tasks: one TLS context, one CSRF check, warm
+    connections. Outside it, or on another event loop, each `api_client()` is its own."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from control_plane.prefect_api import api_client, one_api_client
+
+    async def on_another_loop() -> object:
+        async with api_client() as client:
+            return client
+
+    async def clients() -> tuple[bool, bool, bool, bool, bool]:
+        async with api_client() as a, api_client() as b:
+            apart = a is not b
+        async with one_api_client() as shared:
+            async with api_client() as c, api_client() as d:
+                response = await d.request("POST", "/deployments/", json={"name": "d"})
+            shared_inside = c is d is shared and response.status_code == 201
+            open_after_inner_exits = not shared._closed
+            other = await asyncio.to_thread(lambda: asyncio.run(on_another_loop()))
+        return apart, shared_inside, open_after_inner_exits, other is not shared, shared._closed
+
+    RefusingHandler.refuse = 0
+    with temporary_settings(updates={PREFECT_API_URL: server}):
+        assert asyncio.run(clients()) == (True, True, True, True, True)
