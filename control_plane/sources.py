@@ -4,6 +4,14 @@
 Fetching a source through a prefect-github `GitHubRepository` block lives here too
 (`fetch_checkout`), since it is the same noun seen from the flow. Only this module runs git.
 
+The block is the source: its URL, reference and credentials decide what is cloned, as
+prefect-github would clone it. The one thing not taken from prefect-github is the call
+`aget_directory` itself, which clones into a temporary directory and copies the tree
+over: every file written twice, the largest part of a no-op reconcile of 500 flows
+(bench/README.md, "What changed the no-op figure"). `_clone_into` runs the same
+`git clone --depth 1 [-b reference]` with the same authenticated URL straight into the
+checkout.
+
 Credentials never travel in a URL: a token given as `https://user:TOKEN@host/repo.git` is
 taken out on the way in (`split_credentials`) and kept in a `GitHubCredentials` block; a
 block or flow parameter that still carries one is refused; every text git produces is
