@@ -32,7 +32,8 @@ from control_plane.environments import CONFIG_FILE, RepositoryConfig, read_repos
 from control_plane.errors import Problem
 from control_plane.files import RepositoryReader, iter_repository_files, read_repository_bytes
 from control_plane.forked import ForkedMap
-from control_plane.parameters import ModuleContext, build_parameter_schema
+from control_plane.parameters.names import ModuleContext
+from control_plane.parameters.schema import build_parameter_schema
 from control_plane.prefect_yaml import DeclaredDeployment, PrefectYamlFile, parse_prefect_yaml
 
 # Prefect refuses these characters in flow names (prefect.types.names.BANNED_CHARACTERS).
@@ -288,7 +289,7 @@ class _StaticValues:
 
     String literals, f-strings and `+` of strings, and names bound to such values at the
     top level of the flow's file or of a repository file it imports them from. Names are
-    resolved by `control_plane.parameters.ModuleContext`: the binding in force above the
+    resolved by `control_plane.parameters.names.ModuleContext`: the binding in force above the
     decorator; a conditional or computed binding is refused, so nothing is ever run.
     Absolute imports are looked up where Prefect's loader finds them: the flow file's
     directory, the repository root (the working directory), then the directories between
