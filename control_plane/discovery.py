@@ -34,7 +34,8 @@ from control_plane.files import RepositoryReader, iter_repository_files, read_re
 from control_plane.forked import ForkedMap
 from control_plane.parameters.names import ModuleContext
 from control_plane.parameters.schema import build_parameter_schema
-from control_plane.prefect_yaml import DeclaredDeployment, PrefectYamlFile, parse_prefect_yaml
+from control_plane.prefect_yaml.models import DeclaredDeployment, PrefectYamlFile
+from control_plane.prefect_yaml.parser import parse_prefect_yaml
 
 # Prefect refuses these characters in flow names (prefect.types.names.BANNED_CHARACTERS).
 BANNED_NAME_CHARACTERS = ("/", "%", "&", ">", "<")
