@@ -60,7 +60,6 @@ class FlowSpec:
     line: int
     description: str | None
     parameters: dict[str, Any]
-    is_async: bool = False
     dependencies: tuple[str, ...] = ()  # nearest pyproject.toml / requirements.txt / Dockerfile
     local_imports: tuple[str, ...] = ()  # repository files the flow's file imports, transitively
     code_fingerprint: str = ""  # digest of the flow's file, its local imports and dependencies
@@ -94,7 +93,6 @@ class Discovery:
     deployments: tuple[DiscoveredDeployment, ...]
     prefect_yaml_files: tuple[PrefectYamlFile, ...]
     problems: tuple[Problem, ...]
-    files_scanned: int = 0
     python_files_parsed: int = 0
     failed_files: frozenset[str] = field(default_factory=frozenset)
 
@@ -614,7 +612,6 @@ def _parse_flow_file(
                 line=item.line,
                 description=description,
                 parameters=schema,
-                is_async=isinstance(fn, ast.AsyncFunctionDef),
             )
         )
     return flows, unnamed, problems
@@ -799,7 +796,6 @@ def discover(
         deployments=tuple(deployments),
         prefect_yaml_files=yaml_files,
         problems=tuple(sorted(problems, key=lambda p: (p.file, p.line, p.code))),
-        files_scanned=len(files.python) + len(files.prefect_yaml),
         python_files_parsed=len(to_parse),
         failed_files=failed,
     )
