@@ -9,7 +9,7 @@ interpreted from a whitelist (builtins, typing, typing_extensions, collections.a
 datetime, uuid, pathlib, decimal, pydantic), following the file's own imports and
 aliases. Defaults are evaluated from literals, arithmetic on literals, module constants and
 a few known constructors (`datetime.date(...)`, `Path(...)`, ...). Google-style docstring
-`Args:` sections give the descriptions, parsed the way griffe (Prefect's parser) does.
+`Args:` sections give the descriptions, parsed by griffe as Prefect parses them.
 
 The schema follows the Prefect that is installed (its version read from the package
 metadata, Prefect itself is not imported): Prefect 3.9 made `*args: T` an array of `T`
@@ -41,7 +41,7 @@ The modules, from the entry point down:
 - `pydantic_path`: the whole schema made by pydantic, where the fast path cannot match it;
 - `signatures`: the parameters, their annotations as Prefect evaluates them, the
   installed Prefect's rules, `SchemaWarning` and the warnings;
-- `docstrings`: parameter descriptions from the docstring;
+- `docstrings`: parameter descriptions from the docstring, by griffe (imported lazily);
 - `type_expressions`: annotations to JSON schema (fast path) or to type objects;
 - `fragments`: classes of the file on the fast path, described by pydantic once;
 - `classes`: enums, models and dataclasses of the file, rebuilt from the AST;

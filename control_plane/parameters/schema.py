@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from control_plane.parameters.docstrings import _descriptions
+from control_plane.parameters.docstrings import docstring_parameter_descriptions
 from control_plane.parameters.names import ModuleContext, _Scope
 from control_plane.parameters.pydantic_path import _pydantic_schema
 from control_plane.parameters.safe_values import _UNSET, _encode_default, _sort_json, _Values
@@ -49,9 +49,8 @@ def build_parameter_schema(
     """
     params = _signature(func)
     docstring = _function_docstring(func)
-    # Prefect passes inspect.getdoc(fn) (cleaned) to griffe, which cleans it again after
-    # rstrip(); on clean text that second pass only strips the end.
-    descriptions = _descriptions(docstring.rstrip().split("\n")) if docstring else {}
+    # Prefect passes inspect.getdoc(fn) to griffe: the docstring, cleaned as here.
+    descriptions = docstring_parameter_descriptions(docstring)
     annotations, unbound = _annotations(func, params, context)
     try:
         try:
