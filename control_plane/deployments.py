@@ -13,6 +13,8 @@ protect) are tags: `control_plane.markers` writes and reads them.
 the environment: the name pattern, default work pool, queue, job variables, parameters
 and tags, and the ownership tags (`deploy-manager`, `source:<name>`, `env:<name>`) that
 make a deployment ours (`control_plane.markers`). It is pure: no file, network or clock.
+`select` keeps the specs a run's `only` globs name; `matches_only` is that one matcher,
+for live deployments too.
 
 It does not decide what to change on the server (`control_plane.plans` does) and does
 not resolve `{{ ... }}` templates (the apply step does, as Prefect would).
@@ -20,8 +22,9 @@ not resolve `{{ ... }}` templates (the apply step does, as Prefect would).
 
 from __future__ import annotations
 
+import fnmatch
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -245,16 +248,20 @@ def build_deployment_specs(
 
 def select(specs: Sequence[DeploymentSpec], patterns: Sequence[str]) -> tuple[DeploymentSpec, ...]:
     """The specs whose flow name, deployment name or flow/deployment matches a glob."""
-    import fnmatch
-
-    if not patterns:
-        return tuple(specs)
     return tuple(
         spec
         for spec in specs
-        if any(
-            fnmatch.fnmatchcase(candidate, pattern)
-            for pattern in patterns
-            for candidate in (spec.name, spec.flow_name, spec.full_name)
-        )
+        if matches_only((spec.name, spec.flow_name, spec.full_name), patterns)
     )
+
+
+def matches_only(names: Iterable[str], patterns: Sequence[str]) -> bool:
+    """Whether a deployment is selected by `only`: one of its names matches one glob.
+
+    `names` are the deployment's name, its flow's name and flow/deployment; the globs are
+    fnmatch's, case-sensitive. No globs select every deployment. The one matcher for
+    `only`, for the deployments a repository declares and the ones the server has.
+    """
+    if not patterns:
+        return True
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)

@@ -32,8 +32,10 @@ from control_plane.environments import CONFIG_FILE, RepositoryConfig, read_repos
 from control_plane.errors import Problem
 from control_plane.files import RepositoryReader, iter_repository_files, read_repository_bytes
 from control_plane.forked import ForkedMap
-from control_plane.parameters import ModuleContext, build_parameter_schema
-from control_plane.prefect_yaml import DeclaredDeployment, PrefectYamlFile, parse_prefect_yaml
+from control_plane.parameters.names import ModuleContext
+from control_plane.parameters.schema import build_parameter_schema
+from control_plane.prefect_yaml.models import DeclaredDeployment, PrefectYamlFile
+from control_plane.prefect_yaml.parser import parse_prefect_yaml
 
 # Prefect refuses these characters in flow names (prefect.types.names.BANNED_CHARACTERS).
 BANNED_NAME_CHARACTERS = ("/", "%", "&", ">", "<")
@@ -58,7 +60,6 @@ class FlowSpec:
     line: int
     description: str | None
     parameters: dict[str, Any]
-    is_async: bool = False
     dependencies: tuple[str, ...] = ()  # nearest pyproject.toml / requirements.txt / Dockerfile
     local_imports: tuple[str, ...] = ()  # repository files the flow's file imports, transitively
     code_fingerprint: str = ""  # digest of the flow's file, its local imports and dependencies
@@ -92,7 +93,6 @@ class Discovery:
     deployments: tuple[DiscoveredDeployment, ...]
     prefect_yaml_files: tuple[PrefectYamlFile, ...]
     problems: tuple[Problem, ...]
-    files_scanned: int = 0
     python_files_parsed: int = 0
     failed_files: frozenset[str] = field(default_factory=frozenset)
 
@@ -288,7 +288,7 @@ class _StaticValues:
 
     String literals, f-strings and `+` of strings, and names bound to such values at the
     top level of the flow's file or of a repository file it imports them from. Names are
-    resolved by `control_plane.parameters.ModuleContext`: the binding in force above the
+    resolved by `control_plane.parameters.names.ModuleContext`: the binding in force above the
     decorator; a conditional or computed binding is refused, so nothing is ever run.
     Absolute imports are looked up where Prefect's loader finds them: the flow file's
     directory, the repository root (the working directory), then the directories between
@@ -612,7 +612,6 @@ def _parse_flow_file(
                 line=item.line,
                 description=description,
                 parameters=schema,
-                is_async=isinstance(fn, ast.AsyncFunctionDef),
             )
         )
     return flows, unnamed, problems
@@ -797,7 +796,6 @@ def discover(
         deployments=tuple(deployments),
         prefect_yaml_files=yaml_files,
         problems=tuple(sorted(problems, key=lambda p: (p.file, p.line, p.code))),
-        files_scanned=len(files.python) + len(files.prefect_yaml),
         python_files_parsed=len(to_parse),
         failed_files=failed,
     )

@@ -7,7 +7,8 @@ deployments look like: name pattern, work pool and queue, default job variables,
 parameters and tags, image registry, prune policy. Without the file, `main`/`master` map
 to `production`, `develop` to `staging` and any other branch to `preview`.
 
-This module parses and resolves configuration; it reads one file and nothing else.
+This module parses and resolves configuration; it reads one file and nothing else. The
+file is read with `control_plane.yaml_lines`, as prefect.yaml is: an error names its line.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from control_plane.errors import ConfigError, Problem
 from control_plane.files import DEFAULT_PREFECT_FILES, OutsideRepositoryError, read_repository_bytes
+from control_plane.yaml_lines import ExpansionError, data_path, line_at, load_with_lines, plain_copy
 
 CONFIG_FILE = "deploy-manager.yaml"
 NAME_PATTERN_FIELDS = ("name", "flow", "environment", "branch")
@@ -196,28 +198,46 @@ def slugify_branch(branch: str) -> str:
     return slug or "branch"
 
 
+class _ConfigFileError(ConfigError):
+    """A bad deploy-manager.yaml; `line` is where (0: the whole file)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 def parse_repository_config(text: str, file: str = CONFIG_FILE) -> RepositoryConfig:
     """Parse deploy-manager.yaml; raise ConfigError naming the file, line and key."""
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        tree, _ = load_with_lines(text)
+        data = plain_copy(tree)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
-        raise ConfigError(
+        raise _ConfigFileError(
+            line,
             f"{file}:{line}: invalid YAML: {getattr(exc, 'problem', exc)} "
-            "(fix the syntax; `python -c 'import yaml,sys; yaml.safe_load(sys.stdin)'` checks it)"
+            "(fix the syntax; `python -c 'import yaml,sys; yaml.safe_load(sys.stdin)'` checks it)",
+        ) from exc
+    except (ExpansionError, RecursionError) as exc:
+        raise _ConfigFileError(
+            0,
+            f"{file}: invalid YAML: {exc or 'it nests too deeply'} "
+            "(use anchors and aliases without cycles, and sparingly)",
         ) from exc
     if data is None:
         return RepositoryConfig()
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}:1: the top level must be a mapping, not {type(data).__name__}")
+        raise _ConfigFileError(
+            1, f"{file}:1: the top level must be a mapping, not {type(data).__name__}"
+        )
     raw_envs = data.get("environments")
     if raw_envs is not None:
         if not isinstance(raw_envs, dict):
-            raise ConfigError(
+            raise _ConfigFileError(
+                0,
                 f"{file}: 'environments' must map environment names to settings, "
-                "e.g. 'environments: {production: {branches: [main]}}'"
+                "e.g. 'environments: {production: {branches: [main]}}'",
             )
         data = {
             **data,
@@ -228,49 +248,25 @@ def parse_repository_config(text: str, file: str = CONFIG_FILE) -> RepositoryCon
     try:
         return RepositoryConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = _display_location(first["loc"], raw_envs)
-        line = _line_of(node, first["loc"], raw_envs)
+        loc = _location_in_file(exc.errors()[0]["loc"], raw_envs)
+        path = data_path(tree, loc)
+        line = line_at(tree, path) if path else 0
         where = f"{file}:{line}" if line else file
-        raise ConfigError(
-            f"{where}: {loc}: {first['msg']} (see the deploy-manager.yaml reference in README.md)"
+        raise _ConfigFileError(
+            line,
+            f"{where}: {'.'.join(str(part) for part in loc)}: {exc.errors()[0]['msg']} "
+            "(see the deploy-manager.yaml reference in README.md)",
         ) from exc
 
 
-def _display_location(loc: tuple[Any, ...], raw_envs: Any) -> str:
+def _location_in_file(loc: tuple[Any, ...], raw_envs: Any) -> tuple[Any, ...]:
+    """A pydantic error location, with the index of an environment replaced by its name."""
     parts = list(loc)
     if len(parts) >= 2 and parts[0] == "environments" and isinstance(raw_envs, dict):
         names = list(raw_envs)
         if isinstance(parts[1], int) and parts[1] < len(names):
             parts[1] = names[parts[1]]
-    return ".".join(str(p) for p in parts)
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...], raw_envs: Any) -> int:
-    """The 1-based line of the deepest YAML node on the pydantic error location."""
-    line = 0
-    parts = list(loc)
-    if len(parts) >= 2 and parts[0] == "environments" and isinstance(raw_envs, dict):
-        names = list(raw_envs)
-        if isinstance(parts[1], int) and parts[1] < len(names):
-            parts[1] = names[parts[1]]
-    for part in parts:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == str(part):
-                    line = key.start_mark.line + 1
-                    node = value
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+    return tuple(parts)
 
 
 def read_repository_config(root: Path) -> tuple[RepositoryConfig, tuple[Problem, ...]]:
@@ -295,15 +291,13 @@ def read_repository_config(root: Path) -> tuple[RepositoryConfig, tuple[Problem,
         )
     try:
         return parse_repository_config(text), ()
-    except ConfigError as exc:
-        message = str(exc)
-        line_match = re.match(rf"{re.escape(CONFIG_FILE)}:(\d+):", message)
+    except _ConfigFileError as exc:
         return RepositoryConfig(), (
             Problem(
                 file=CONFIG_FILE,
-                line=int(line_match.group(1)) if line_match else 0,
+                line=exc.line,
                 code="invalid-config",
-                message=message,
+                message=str(exc),
                 remedy=f"fix {CONFIG_FILE}; until then the built-in defaults apply",
             ),
         )

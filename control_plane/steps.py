@@ -34,7 +34,7 @@ from typing import Any, Literal
 from control_plane.deployments import DeploymentSpec
 from control_plane.errors import Problem
 from control_plane.plans import FieldDiff, Plan
-from control_plane.prefect_yaml import PLACEHOLDER
+from control_plane.prefect_yaml.models import PLACEHOLDER
 
 # The step functions Prefect and prefect-docker ship, by every name `prefect deploy`
 # imports them under. Globs over module paths would let more through than steps:

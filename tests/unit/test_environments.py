@@ -86,6 +86,14 @@ def test_no_matching_branch() -> None:
             r"deploy-manager.yaml:1: prefect_files: .* is not a gitignore-style pattern",
         ),
         ("exclude: [\n", r"deploy-manager.yaml:2: invalid YAML"),
+        (  # a key YAML reads as a boolean is still found on its line
+            "environments:\n  yes:\n    tags: 1\n",
+            r"deploy-manager.yaml:3: environments.True.tags",
+        ),
+        (
+            "environments:\n  p:\n    parameters: {x: &a [*a]}\n",
+            r"deploy-manager.yaml: invalid YAML: an alias refers to a mapping or list that",
+        ),
     ],
 )
 def test_config_errors_say_where(text: str, expected: str) -> None:

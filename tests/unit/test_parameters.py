@@ -22,12 +22,10 @@ from typing import Any
 
 import pytest
 
-from control_plane.parameters import (
-    ModuleContext,
-    SchemaWarning,
-    build_parameter_schema,
-    docstring_parameter_descriptions,
-)
+from control_plane.parameters.docstrings import docstring_parameter_descriptions
+from control_plane.parameters.names import ModuleContext
+from control_plane.parameters.schema import build_parameter_schema
+from control_plane.parameters.signatures import SchemaWarning
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -1238,10 +1236,11 @@ def test_docstring_descriptions_match_prefects_parser(docstring: str | None) -> 
 def test_module_imports_neither_prefect_nor_pydantic() -> None:
     code = (
         "import sys, ast\n"
-        "import control_plane.parameters as p\n"
+        "from control_plane.parameters.names import ModuleContext\n"
+        "from control_plane.parameters.schema import build_parameter_schema\n"
         'tree = ast.parse(\'import typing\\ndef f(a: typing.Optional[int] = None, b: str = "x"):'
         " pass')\n"
-        "p.build_parameter_schema(tree.body[1], p.ModuleContext.from_module(tree))\n"
+        "build_parameter_schema(tree.body[1], ModuleContext.from_module(tree))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('prefect', 'pydantic', "
         "'griffe')))\n"
     )

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from control_plane.errors import Problem
-from control_plane.prefect_yaml import (
+from control_plane.prefect_yaml.models import (
     ConcurrencyEntry,
     DeclaredDeployment,
     DeploymentEntry,
@@ -23,11 +23,10 @@ from control_plane.prefect_yaml import (
     ProjectEntry,
     ScheduleEntry,
     WorkPoolEntry,
-    cron_is_valid,
-    image_problem,
-    parse_prefect_yaml,
-    parse_prefect_yaml_text,
 )
+from control_plane.prefect_yaml.parser import parse_prefect_yaml, parse_prefect_yaml_text
+from control_plane.prefect_yaml.schedules import cron_is_valid
+from control_plane.prefect_yaml.steps import image_problem
 from tests.conftest import REPO_ROOT
 
 MONOREPO = REPO_ROOT / "tests" / "fixtures" / "monorepo"
@@ -1876,7 +1875,7 @@ NOT_PLAIN = [
 def test_plain_crons_answered_without_croniter_are_valid_for_prefect() -> None:
     import itertools
 
-    from control_plane.prefect_yaml import _plainly_valid_cron
+    from control_plane.prefect_yaml.schedules import _plainly_valid_cron
 
     singles = [
         " ".join(value if i == index else "*" for i in range(5))
@@ -1952,7 +1951,7 @@ def test_parsing_imports_no_prefect() -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "import control_plane.prefect_yaml as m\n"
+        "import control_plane.prefect_yaml.parser as m\n"
         f"root = Path({str(MONOREPO)!r})\n"
         "for rel in ('prefect.yaml', 'pipelines/ingest/prefect.yaml', "
         "'pipelines/reports/prefect.yaml'):\n"

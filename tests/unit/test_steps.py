@@ -366,7 +366,7 @@ def test_where_a_block_fills_a_field_its_old_and_new_values_are_hidden() -> None
 
 
 def test_step_lines_point_at_the_step_the_deployment_inherits(write_repo) -> None:
-    from control_plane.prefect_yaml import parse_prefect_yaml
+    from control_plane.prefect_yaml.parser import parse_prefect_yaml
 
     root = write_repo({"flows.py": FLOW, "prefect.yaml": textwrap.dedent(REFUSED)})
     parsed = parse_prefect_yaml(root / "prefect.yaml", root)
