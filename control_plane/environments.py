@@ -239,6 +239,14 @@ def parse_repository_config(text: str, file: str = CONFIG_FILE) -> RepositoryCon
                 f"{file}: 'environments' must map environment names to settings, "
                 "e.g. 'environments: {production: {branches: [main]}}'",
             )
+        for name, entry in raw_envs.items():
+            if entry is not None and not isinstance(entry, dict):
+                line = line_at(tree, ("environments", name)) or 0
+                raise _ConfigFileError(
+                    line,
+                    f"{file}:{line}: environment {name!r} must be a mapping of settings, not "
+                    f"{type(entry).__name__}, e.g. '{name}: {{branches: [main]}}'",
+                )
         data = {
             **data,
             "environments": tuple(

@@ -83,13 +83,6 @@ def read_repository_bytes(root: Path, rel: str) -> bytes:
     return resolve_inside(root, rel).read_bytes()
 
 
-def is_repository_file(root: Path, rel: str) -> bool:
-    try:
-        return resolve_inside(root, rel).is_file()
-    except OSError:
-        return False
-
-
 class RepositoryReader:
     """`read_repository_bytes` for many files of one checkout: each directory resolved once.
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,6 +33,7 @@ from control_plane.deployments import (
     LiveDeployment,
     SourceContext,
     build_deployment_specs,
+    matches_only,
     select,
 )
 from control_plane.discovery import UNREAD_CODES, Discovery
@@ -288,10 +288,7 @@ def compute_plan(
 
 
 def _selected(live: LiveDeployment, only: Sequence[str]) -> bool:
-    if not only:
-        return True
-    names = (live.name, live.flow_name, live.full_name)
-    return any(fnmatch.fnmatchcase(n, p) for p in only for n in names)
+    return matches_only((live.name, live.flow_name, live.full_name), only)
 
 
 # --- outcomes and the report -------------------------------------------------------------

@@ -116,3 +116,15 @@ def test_bad_file_becomes_a_problem(tmp_path) -> None:
 )
 def test_slugify_branch(branch: str, slug: str) -> None:
     assert slugify_branch(branch) == slug
+
+
+def test_an_environment_that_is_not_a_mapping_is_a_problem_with_its_line(tmp_path) -> None:
+    from control_plane.environments import read_repository_config
+
+    (tmp_path / "deploy-manager.yaml").write_text("environments:\n  prod: [a]\n")
+    config, problems = read_repository_config(tmp_path)
+    (problem,) = problems
+    where = (problem.file, problem.line, problem.code)
+    assert where == ("deploy-manager.yaml", 2, "invalid-config")
+    assert "environment 'prod' must be a mapping of settings, not list" in problem.message
+    assert [e.name for e in config.environments] == [e.name for e in type(config)().environments]
