@@ -1,16 +1,36 @@
-"""Work given to a forked child comes back the same as if it were done here, or is done here."""
+"""Work given to a forked child comes back the same as if it were done here, or is done here.
+
+`ForkedMap` forks only in a single-threaded process, and a test session that ran Prefect
+before (the integration tests) has threads: each forking check runs in a fresh
+interpreter (`in_fresh_interpreter`), as discovery runs in the CLI's.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from control_plane.forked import ForkedMap, can_fork
+from tests.conftest import REPO_ROOT
 
-needs_fork = pytest.mark.skipif(not can_fork(), reason="forking is not safe or useful here")
+needs_fork = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+    reason="forking is useful with two cores on Linux only",
+)
 PARENT = os.getpid()
+
+
+def in_fresh_interpreter(check: Callable[[], None]) -> None:
+    """Run `check` (a function of this module) in a new, single-threaded Python."""
+    code = f"import tests.unit.test_forked as t; t.{check.__name__}()"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                          text=True, check=False, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
 
 
 def _square_and_pid(n: int) -> tuple[int, int]:
@@ -35,25 +55,42 @@ def _unpicklable(n: int) -> object:
 
 @needs_fork
 def test_a_child_computes_the_items_in_order() -> None:
+    in_fresh_interpreter(_check_a_child_computes_the_items_in_order)
+
+
+def _check_a_child_computes_the_items_in_order() -> None:
+    assert can_fork()
     results = ForkedMap(_square_and_pid, range(100)).start().results()
     assert [square for square, _ in results] == [n * n for n in range(100)]
     assert {pid for _, pid in results} != {PARENT}  # a child did it
 
 
 @needs_fork
-@pytest.mark.parametrize("function", [_dies_in_the_child, _fails_in_the_child])
-def test_what_a_failed_child_leaves_is_done_here(function) -> None:  # type: ignore[no-untyped-def]
-    assert ForkedMap(function, range(10)).start().results() == list(range(1, 11))
+def test_what_a_failed_child_leaves_is_done_here() -> None:
+    in_fresh_interpreter(_check_what_a_failed_child_leaves_is_done_here)
+
+
+def _check_what_a_failed_child_leaves_is_done_here() -> None:
+    for function in (_dies_in_the_child, _fails_in_the_child):
+        assert ForkedMap(function, range(10)).start().results() == list(range(1, 11))
 
 
 @needs_fork
 def test_results_that_cannot_be_sent_back_are_computed_here() -> None:
+    in_fresh_interpreter(_check_results_that_cannot_be_sent_back_are_computed_here)
+
+
+def _check_results_that_cannot_be_sent_back_are_computed_here() -> None:
     results = ForkedMap(_unpicklable, range(3)).start().results()
     assert [f() for f in results] == [0, 1, 2]  # type: ignore[operator]
 
 
 @needs_fork
 def test_a_cancelled_child_is_reaped() -> None:
+    in_fresh_interpreter(_check_a_cancelled_child_is_reaped)
+
+
+def _check_a_cancelled_child_is_reaped() -> None:
     work = ForkedMap(_square_and_pid, range(10)).start()
     pid = work._pid
     work.cancel()
