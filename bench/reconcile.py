@@ -218,7 +218,7 @@ async def floor_loop(repo: Path, source: str) -> dict[str, float]:
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 
-    from control_plane.prefect_api import create_arguments
+    from control_plane.prefect_objects import create_arguments
 
     specs = floor_specs(repo, source)
     async with get_client() as client:

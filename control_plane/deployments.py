@@ -4,8 +4,8 @@
 the normal form both sides of a plan share: `DeploymentSpec` (what the repository wants,
 plus where it was declared) and `LiveDeployment` (what the server has, plus its id) are
 both made of it. The fields a plan compares are derived from it (`COMPARED_FIELDS`);
-registration sends them (`control_plane.prefect_api.create_arguments`) and reading fills
-them (`control_plane.prefect_api.to_live`), so a field is added in one place. The
+registration sends them (`control_plane.prefect_objects.create_arguments`) and reading fills
+them (`control_plane.prefect_objects.to_live`), so a field is added in one place. The
 ownership markers (managed, source, environment, branch, defining files, code digest,
 protect) are tags: `control_plane.markers` writes and reads them.
 
@@ -147,7 +147,7 @@ class DeploymentSpec(DeploymentFields):
 
 
 class LiveDeployment(DeploymentFields):
-    """A deployment as the server has it (`control_plane.prefect_api.to_live`)."""
+    """A deployment as the server has it (`control_plane.prefect_objects.to_live`)."""
 
     id: str
 

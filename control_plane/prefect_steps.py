@@ -242,7 +242,7 @@ def apply_step_outputs(
 
 def _validate(spec: DeploymentSpec) -> None:
     """Refuse what the server would: schedules and triggers as Prefect builds them."""
-    from control_plane.prefect_api import schedule_creates, trigger_objects
+    from control_plane.prefect_objects import schedule_creates, trigger_objects
 
     schedule_creates(spec.schedules)
     trigger_objects(spec.name, spec.triggers)

@@ -159,7 +159,7 @@ def finalize_specs(
     A spec still waiting for its build steps (`<from step ...>` in a cron) keeps the
     schedules and triggers it has: it is shown, never written.
     """
-    from control_plane.prefect_api import canonical_schedules, canonical_triggers
+    from control_plane.prefect_objects import canonical_schedules, canonical_triggers
 
     live_by_name = {d.full_name: d for d in live}
     pull = pinned_pull_steps(checkout)
@@ -224,7 +224,7 @@ def job_variable_problems(
     specs: Sequence[DeploymentSpec], pools: Mapping[str, WorkPool]
 ) -> tuple[dict[str, tuple[str, str]], list[Problem]]:
     """Job variables the pool's template refuses (the deployment is not written) or ignores."""
-    from control_plane.prefect_api import check_job_variables
+    from control_plane.prefect_objects import check_job_variables
 
     refused: dict[str, tuple[str, str]] = {}
     warnings: list[Problem] = []

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from control_plane.prefect_api import RetryRefused, WriteLimit, remember_timezone_list
+from control_plane.prefect_api import RetryRefused, WriteLimit
+from control_plane.prefect_objects import remember_timezone_list
 
 
 class RefusingHandler(http.server.BaseHTTPRequestHandler):

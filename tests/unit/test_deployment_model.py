@@ -17,7 +17,7 @@ from control_plane.deployments import (
     DeploymentSpec,
     LiveDeployment,
 )
-from control_plane.prefect_api import NOT_SENT, create_arguments
+from control_plane.prefect_objects import NOT_SENT, create_arguments
 from tests.unit.test_plans import spec
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from control_plane.prefect_api import canonical_schedules
+from control_plane.prefect_objects import canonical_schedules
 
 
 def entry(cron: str, **fields: Any) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def test_an_interval_keeps_the_anchor_the_server_gave_it() -> None:
 def test_a_cron_is_built_once_per_distinct_schedule_and_a_bad_one_refused_each_time() -> None:
     import pytest
 
-    from control_plane.prefect_api import schedule_creates
+    from control_plane.prefect_objects import schedule_creates
 
     (one,) = schedule_creates([entry("0 3 * * *", parameters={"x": 1})])
     (same,) = schedule_creates([entry("0 3 * * *", parameters={"x": 2})])
