@@ -25,6 +25,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import git, run_sync, unique
 from tests.integration.git_http import GitHttpServer
+from tests.integration.test_sources import make_repository
 
 pytestmark = pytest.mark.integration
 
@@ -43,18 +44,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHttpSer
 
 def push_repository(host: GitHttpServer, name: str, flow: str, pool: str) -> None:
     """A bare repository `name.git` on the host with one flow and its pool."""
-    work = host.root.parent / f"work-{name}"
-    subprocess.run(["git", "init", "--quiet", "-b", "main", str(work)], check=True)
-    (work / "flows.py").write_text(
-        f'from prefect import flow\n\n\n@flow(name="{flow}")\ndef main(x: int = 1) -> int:\n'
-        "    return x\n"
-    )
-    (work / "deploy-manager.yaml").write_text(
-        "environments:\n  production:\n    branches: [main]\n"
-        f"    work_pool: {{name: {pool}, type: process, create: true}}\n"
-    )
-    git(work, "add", "-A")
-    git(work, "commit", "--quiet", "-m", "init")
+    work = make_repository(host.root.parent / f"work-{name}", flow, pool)
     subprocess.run(
         ["git", "clone", "--quiet", "--bare", str(work), str(host.root / f"{name}.git")],
         check=True,
