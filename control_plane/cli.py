@@ -213,23 +213,29 @@ async def run_apply(
     repository_url: str | None = None,
     allowed_steps: Sequence[str] = (),
 ) -> tuple[Any, Any]:
-    """Run the deploy-manager flow in this process; return (report, flow run state)."""
-    from flows.deploy_manager import deploy_manager
+    """Run the deploy-manager flow in this process; return (report, flow run state).
 
-    state = await deploy_manager(
-        source=source,
-        repository_url=repository_url,
-        ref=ref,
-        environment=environment,
-        dry_run=dry_run,
-        prune=prune,
-        force_prune=force_prune,
-        only=list(only) or None,
-        allowed_steps=list(allowed_steps) or None,
-        return_state=True,
-    )
-    report = await state.aresult(raise_on_failure=False)
-    return report, state
+    The report is the one the flow returned (`returned_states`), not the final state's
+    copy, which a re-sent final-state request can leave without data.
+    """
+    from flows.deploy_manager import deploy_manager, returned_states
+
+    with returned_states() as returned:
+        state = await deploy_manager(
+            source=source,
+            repository_url=repository_url,
+            ref=ref,
+            environment=environment,
+            dry_run=dry_run,
+            prune=prune,
+            force_prune=force_prune,
+            only=list(only) or None,
+            allowed_steps=list(allowed_steps) or None,
+            return_state=True,
+        )
+    if returned:  # the flow returned: the state it made holds the report (or the error)
+        return await returned[-1].aresult(raise_on_failure=False), state
+    return await state.aresult(raise_on_failure=False), state  # it raised or crashed
 
 
 def _ui_url() -> str | None:

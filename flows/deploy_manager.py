@@ -13,12 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import gc
 import re
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -408,6 +417,30 @@ def collecting_only_what_the_run_makes(
     return run
 
 
+_RETURNED: contextvars.ContextVar[list[State] | None] = contextvars.ContextVar(
+    "deploy_manager_returned", default=None
+)
+
+
+@contextlib.contextmanager
+def returned_states() -> Iterator[list[State]]:
+    """The final states the flow returns while the block runs, for a caller in this process.
+
+    The state the engine hands back is not always the one the flow returned: when the
+    request that proposes it times out (a SQLite server waits up to 60 s on a write lock,
+    the client's timeout), Prefect's client sends it again, the server keeps the first,
+    answers the second with its own copy, and that copy carries no data: the Report is
+    lost to `state.aresult()` (MissingResult). The CLI runs the flow in its own process
+    and takes the Report from here instead.
+    """
+    returned: list[State] = []
+    token = _RETURNED.set(returned)
+    try:
+        yield returned
+    finally:
+        _RETURNED.reset(token)
+
+
 @flow(name="deploy-manager", log_prints=True)
 @collecting_only_what_the_run_makes
 async def deploy_manager(
@@ -445,10 +478,13 @@ async def deploy_manager(
         if not dry_run:  # before the first beat: the automation must see it to watch the run
             await _ensure_crash_detection()
         with heartbeats(run.id, run.name) if run else contextlib.nullcontext():
-            return await _deploy_manager(
+            state = await _deploy_manager(
                 source, ref, environment, dry_run, prune, force_prune, only, repository_url,
                 allowed_steps,
             )  # fmt: skip
+    if (returned := _RETURNED.get()) is not None:
+        returned.append(cast(State, state))
+    return state
 
 
 async def _deploy_manager(

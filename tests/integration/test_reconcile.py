@@ -826,3 +826,60 @@ def test_a_deploy_manager_yaml_that_stops_parsing_blocks_every_prune(
     assert keep.deployment.endswith("/c-prod")
     assert "deploy-manager.yaml failed to parse" in (keep.detail or "")
     assert "c-prod" in run_sync(read_deployments(f"source:{source_block}"))
+
+
+def test_the_server_schedules_runs_of_a_registered_cron_schedule(
+    source_block: str, repo: dict[str, str]
+) -> None:
+    """A cron schedule deploy-manager registers gets runs from the server's scheduler.
+
+    Asks the server to schedule now (`POST /deployments/{id}/schedule`, the code path its
+    scheduler service runs every minute) rather than waiting for the service's loop.
+    Prefect 3.9.1's server cannot do it on Python < 3.13 (every cron schedule fails with
+    "tzinfo must be of type ZoneInfo (exactly), got Timezone('UTC')"), which is why the
+    project excludes that release.
+    """
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    report, _ = apply(source_block)
+    assert report.counts["create"] == 3
+    deployment = run_sync(read_deployments(f"source:{source_block}"))["a-prod"]
+
+    async def schedule_and_read() -> list[Any]:
+        async with get_client() as client:
+            response = await client._client.post(f"/deployments/{deployment.id}/schedule")
+            response.raise_for_status()
+            return await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+            )
+
+    runs = run_sync(schedule_and_read())
+    assert runs, "the server made no scheduled run of a '0 3 * * *' schedule"
+    assert {r.state.type.value for r in runs} == {"SCHEDULED"}
+    assert all(r.expected_start_time.hour == 3 for r in runs), [r.expected_start_time for r in runs]
+
+
+def test_apply_keeps_the_report_the_server_copy_of_the_final_state_lacks(
+    source_block: str, repo: dict[str, str]
+) -> None:
+    """`run_apply` takes the Report the flow returned, not the final state's server copy.
+
+    CI hit it: the final-state request waited out the client's 60 s timeout on a locked
+    SQLite server, Prefect's client sent it again, and the engine got back the server's
+    copy of the Completed state, which carries no data (MissingResult).
+    """
+    from prefect import get_client
+    from prefect.exceptions import MissingResult
+
+    report, state = apply(source_block)
+    assert report.counts["create"] == 3
+
+    async def server_copy() -> Any:
+        async with get_client() as client:
+            return (await client.read_flow_run(state.state_details.flow_run_id)).state
+
+    copy = run_sync(server_copy())
+    assert copy.is_completed() and copy.message == "3 create"
+    with pytest.raises(MissingResult):
+        run_sync(copy.aresult())
