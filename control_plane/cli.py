@@ -134,18 +134,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     desired = build_desired(checkout, discovery, options)
     policy = StepPolicy.for_environment(desired.environment.name, args.allow_step)
     desired = restrict_steps(desired, discovery, policy)
-    paths = {spec.full_name: block_paths(spec) for spec in desired.specs}
-    state = LiveState((), None)
-    secrets: frozenset[str] = frozenset()
     if with_api:
-        # the same reads, templates and plan function as the flow: the plan it would make
-        state, resolved = _read_state(desired)
-        desired, secrets = replace(desired, specs=resolved.specs), resolved.secrets
+        # the flow's pipeline without its writes: the plan a dry run of the flow makes
+        desired, plan = asyncio.run(_plan_on_server(desired, checkout, options))
     else:
-        # No build step runs here: what a step would fill shows as `<from step ...>`.
+        # No server: nothing live, templates as written; no build step runs here, what
+        # a step would fill shows as `<from step ...>`.
+        paths = {spec.full_name: block_paths(spec) for spec in desired.specs}
         pending = tuple(render_pending(s) if deployment_steps(s) else s for s in desired.specs)
         desired = replace(desired, specs=pending)
-    plan = redact_plan(make_plan(desired, state, checkout, options), secrets, paths)
+        plan = make_plan(desired, LiveState((), None), checkout, options)
+        plan = redact_plan(plan, frozenset(), paths)
     if args.json:
         _print_json(
             {
@@ -168,25 +167,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if has_errors else EXIT_OK
 
 
-def _read_state(desired: Any) -> tuple[Any, Any]:
-    """The live state and the specs' templates resolved, as a dry run of the flow has them."""
-    import asyncio
-
+async def _plan_on_server(desired: Any, checkout: Any, options: Any) -> tuple[Any, Any]:
+    """The desired state with its templates resolved, and the plan, as the flow makes them."""
     from control_plane.prefect_api import PrefectDeployments, api_client
-    from control_plane.prefect_steps import resolve_specs
-    from control_plane.reconcile import read_state
+    from control_plane.reconciler import Reconciler
 
-    async def read() -> tuple[Any, Any]:
-        async with api_client() as client:
-            resolved = await resolve_specs(
-                desired.specs,
-                client,
-                outputs=None,
-                default_version=desired.context.short_commit,
-            )
-            return await read_state(PrefectDeployments(client), desired), resolved
-
-    return asyncio.run(read())
+    async with api_client() as client:
+        planned = await Reconciler(PrefectDeployments(client), client).plan_reconcile(
+            desired, checkout, options
+        )
+    return planned.desired, planned.plan
 
 
 def _repository_url(path_or_url: str) -> str:

@@ -15,9 +15,9 @@ object schema, a deployment without a queue lands in its
 pool's `default` queue, tags are returned sorted, an update changes only the fields it
 names (and the version, which travels with every write), keeps a person's protect tag,
 and keeps the `active` flag of a schedule (matched by slug) that the update does not set
-to false. Not modelled yet: the automations a deployment's triggers become (they are
-stored as the spec carries them; the contract test has no triggers), and what a person
-changes in the UI.
+to false, and makes a deployment's triggers automations that name its id (rewritten on
+create, on a full update, or when they changed, as the real adapter does). Not modelled:
+what a person changes in the UI.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from control_plane.deployments import (
 )
 from control_plane.markers import PROTECT_TAG, is_protected
 from control_plane.plans import WorkPool
+from control_plane.prefect_objects import canonical_triggers
 
 _STORED = tuple(DeploymentFields.model_fields)
 
@@ -99,6 +100,7 @@ class InMemoryDeployments:
         current = self.deployments.get(spec.full_name)
         if live is None or current is None:
             deployment_id = current.id if current is not None else str(uuid.uuid4())
+            sent["automations"] = canonical_triggers(spec, deployment_id)
             self.deployments[spec.full_name] = LiveDeployment(id=deployment_id, **_as_stored(sent))
             return deployment_id
         fields = set(_STORED) - {"name", "flow_name"} if changed is None else set(changed)
@@ -108,6 +110,8 @@ class InMemoryDeployments:
             values[name] = sent[name]
         if "tags" in names and is_protected(current.tags):
             values["tags"] = tuple({*values["tags"], PROTECT_TAG})
+        if changed is None or "automations" in changed:
+            values["automations"] = canonical_triggers(spec, current.id)
         if "schedules" in names:
             values["schedules"] = _schedules_after_update(sent["schedules"], current.schedules)
         self.deployments[spec.full_name] = LiveDeployment(id=current.id, **_as_stored(values))

@@ -21,7 +21,7 @@ import contextlib
 import contextvars
 import random
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import httpx
@@ -55,27 +55,6 @@ PAGES_AT_ONCE = 3  # pages of a large read asked for side by side
 REFUSED_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6)  # see RetryRefused
 # What Prefect's client re-sends too (prefect.client.base.PrefectHttpxAsyncClient.send).
 RESENT_ERRORS = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
-
-
-class DeploymentsAPI(Protocol):
-    """What reconcile needs from a Prefect server."""
-
-    async def read_live(
-        self, scope_tags: frozenset[str], full_names: Iterable[str]
-    ) -> list[LiveDeployment]: ...
-
-    async def read_work_pools(self) -> dict[str, WorkPool]: ...
-
-    async def create_work_pool(self, name: str, pool_type: str) -> None: ...
-
-    async def register(
-        self,
-        spec: DeploymentSpec,
-        live: LiveDeployment | None = None,
-        changed: Collection[str] | None = None,
-    ) -> str: ...
-
-    async def delete(self, live: LiveDeployment) -> None: ...
 
 
 # --- canonical forms --------------------------------------------------------------------

@@ -41,14 +41,14 @@ AUTOMATION_FIELDS = {"name", "description", "enabled", "trigger", "actions",
 def remember_timezone_list() -> None:
     """Let Prefect 3.8's schedule validation read the IANA zone list from disk once, not per call.
 
-    Needed on Prefect 3.8 only. There every `CronSchedule`/`IntervalSchedule`/`RRuleSchedule`
+    Needed on Prefect 3.8 and 3.9.0. There every `CronSchedule`/`IntervalSchedule`/`RRuleSchedule`
     Prefect validates calls `zoneinfo.available_timezones()` (via `prefect._internal.schemas.
     validators.get_timezones`), which walks the whole tz database: ~5 ms here, several
     times per deployment read or written, most of a reconcile's client time at a few
     hundred deployments. The list cannot change while this process runs, so it is cached
-    in this process only. Prefect 3.9 caches `prefect.types._datetime.get_timezones`
+    in this process only. Prefect 3.9.1 caches `prefect.types._datetime.get_timezones`
     itself (`@cache`), and validators uses that function: there this is a no-op, as it is
-    with a Prefect that has no such function. Drop it with Prefect 3.8.
+    with a Prefect that has no such function (3.9.0 does not cache it yet).
     """
     try:
         from prefect._internal.schemas import validators

@@ -260,9 +260,24 @@ def _block_strings(value: Any) -> Iterable[str]:
 
 
 async def _resolve_references(
-    configs: dict[str, Any], client: PrefectClient, secrets: set[str]
+    configs: dict[str, Any], client: PrefectClient | None, secrets: set[str]
 ) -> Any:
-    from prefect.utilities.templating import resolve_block_document_references, resolve_variables
+    from prefect.utilities.templating import (
+        PlaceholderType,
+        find_placeholders,
+        resolve_block_document_references,
+        resolve_variables,
+    )
+
+    if client is None:  # no server (a test in memory): nothing to read, or say what
+        needs = sorted(
+            p.full_match
+            for p in find_placeholders(configs)
+            if p.type in (PlaceholderType.BLOCK_DOCUMENT, PlaceholderType.VARIABLE)
+        )
+        if needs:
+            raise LookupError(f"{', '.join(needs)} can only be resolved by a Prefect server")
+        return configs
 
     def remember(_placeholder: str, value: Any) -> Any:
         secrets.update(_block_strings(value))
@@ -286,7 +301,7 @@ def _describe(exc: BaseException) -> str:
 
 async def resolve_specs(
     specs: Iterable[DeploymentSpec],
-    client: PrefectClient,
+    client: PrefectClient | None,
     *,
     outputs: Mapping[str, Mapping[str, Any]] | None,
     failures: Mapping[str, str] | None = None,
@@ -298,6 +313,8 @@ async def resolve_specs(
     ran; None means no step ran (a dry run): the fields its steps would fill show
     `<from step ...>`. A deployment that runs no steps is resolved fully either way.
     `failures` are deployments whose steps failed: shown pending, never registered.
+    `client` reads the variables and blocks templates name; None: there is no server, and
+    a deployment whose templates need one fails with that reason.
     """
     from prefect.utilities.templating import apply_values
 

@@ -1,7 +1,7 @@
 """Reconcile: one commit of a repository made live, step by step, and what happened.
 
-The steps are the ones the `deploy-manager` flow runs as task runs; each is a function
-here so the flow stays thin and tests can call them directly:
+The functions the pipeline (`reconciler.Reconciler`: plan, then apply) is made of, each
+one a step tests call directly, none of them a task run itself:
 
 - `build_desired`: discovery + environment -> `DeploymentSpec`s (pure);
 - `restrict_steps`: the deployments whose build/push steps the operator's allow-list
@@ -9,7 +9,9 @@ here so the flow stays thin and tests can call them directly:
   the others run and their templates are resolved at apply time (`prefect_steps`);
 - `finalize_specs`: pin process-pool deployments to the commit with a `git_clone` pull
   step and put schedules and triggers in the form the server returns (no I/O);
-- `compute_plan`: the pure plan against the live deployments;
+- `read_state`: the live deployments and pools through the `DeploymentsAPI` seam (the
+  Protocol is here, with its consumer; `prefect_api` and `memory_api` implement it);
+- `make_plan` / `compute_plan`: the pure plan against the live deployments;
 - `apply_change`: one create, update or prune through a `DeploymentsAPI`, retried alone
   on a transient error; `batch_changes` groups changes for the task runs that apply them;
 - `build_report`: the plan and the outcomes as one `Report`.
@@ -21,9 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,9 +45,6 @@ from control_plane.markers import scope_tags
 from control_plane.plans import Change, Plan, PlanPolicy, UnreadFile, WorkPool
 from control_plane.sources import Checkout
 from control_plane.steps import StepPolicy, check_step_policy
-
-if TYPE_CHECKING:
-    from control_plane.prefect_api import DeploymentsAPI
 
 PROCESS_POOL_TYPES = frozenset({"process"})
 GIT_CLONE_STEP = "prefect.deployments.steps.git_clone"
@@ -179,6 +178,32 @@ def finalize_specs(
             update["pull_steps"] = pull
         out.append(spec.model_copy(update=update))
     return tuple(out)
+
+
+class DeploymentsAPI(Protocol):
+    """What a reconcile needs from a Prefect server: the seam its steps take.
+
+    `prefect_api.PrefectDeployments` is the real one (Prefect's client);
+    `memory_api.InMemoryDeployments` the one unit tests use, held to the real one by
+    tests/integration/test_api_contract.py.
+    """
+
+    async def read_live(
+        self, scope_tags: frozenset[str], full_names: Iterable[str]
+    ) -> list[LiveDeployment]: ...
+
+    async def read_work_pools(self) -> dict[str, WorkPool]: ...
+
+    async def create_work_pool(self, name: str, pool_type: str) -> None: ...
+
+    async def register(
+        self,
+        spec: DeploymentSpec,
+        live: LiveDeployment | None = None,
+        changed: Collection[str] | None = None,
+    ) -> str: ...
+
+    async def delete(self, live: LiveDeployment) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import dataclasses
 import functools
 import gc
 import re
 import shutil
 from collections.abc import (
     AsyncIterator,
-    Awaitable,
     Callable,
     Coroutine,
     Iterator,
@@ -34,6 +32,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 from prefect.utilities.annotations import quote
@@ -43,34 +42,29 @@ from control_plane.errors import ConfigError, TransientError
 from control_plane.liveness import ensure_crash_automation, heartbeats
 from control_plane.plans import Change, Plan, PoolToCreate, render_table
 from control_plane.prefect_api import PrefectDeployments, WriteLimit, api_client, one_api_client
-from control_plane.prefect_steps import Resolved, resolve_specs, run_step
+from control_plane.prefect_steps import Resolved, run_step
 from control_plane.reconcile import (
     Desired,
     LiveState,
     Outcome,
     ReconcileOptions,
     Report,
-    apply_change,
     batch_changes,
     build_desired,
     build_report,
     failure_detail,
-    make_plan,
-    prune_skip_reason,
-    read_state,
-    register_changes,
     render_report_table,
     restrict_steps,
 )
+from control_plane.reconciler import Reconciler
 from control_plane.sources import Checkout, fetch_checkout
-from control_plane.steps import StepPolicy, StepRun, StepRuns, plan_step_runs, redact_plan
+from control_plane.steps import StepPolicy, StepRun, StepRuns, plan_step_runs
 
 T = TypeVar("T")
 P = ParamSpec("P")
 R = TypeVar("R")
 A = TypeVar("A")
 B = TypeVar("B")
-REGISTER_CONCURRENCY = 8  # writes at most; one at a time once the server refuses (WriteLimit)
 WRITE_BATCH = 50  # changes per register/prune task run
 STEP_CONCURRENCY = 4  # build/push steps at once (each a process; docker builds are heavy)
 STEP_TIMEOUT_SECONDS = 3600  # a hung step must not hold the reconcile forever
@@ -165,17 +159,11 @@ async def _run_steps(
 @task(name="resolve-templates", task_run_name="resolve-templates", cache_policy=NO_CACHE)
 async def resolve_templates(
     desired: Desired,
-    outputs: dict[str, dict[str, Any]] | None,
-    failures: dict[str, str],
+    outputs: Mapping[str, Mapping[str, Any]] | None,
+    failures: Mapping[str, str],
 ) -> Resolved:
     async with api_client() as client:
-        return await resolve_specs(
-            desired.specs,
-            client,
-            outputs=outputs,
-            failures=failures,
-            default_version=desired.context.short_commit,
-        )
+        return await _on_server(client).resolve(desired, outputs, failures)
 
 
 @task(
@@ -188,7 +176,7 @@ async def resolve_templates(
 )
 async def read_live_deployments(desired: Desired) -> LiveState:
     async with api_client() as client:
-        return await read_state(PrefectDeployments(client), desired)
+        return await _on_server(client).read_live(desired)
 
 
 @task(name="plan", task_run_name="plan", cache_policy=NO_CACHE)
@@ -197,11 +185,10 @@ async def plan_changes(
     state: LiveState,
     checkout: Checkout,
     options: ReconcileOptions,
-    resolved: Resolved | None = None,
+    resolved: Resolved,
 ) -> Plan:
-    plan = make_plan(desired, state, checkout, options)
-    if resolved is not None:  # block values never show in a plan, report or artifact
-        plan = redact_plan(plan, resolved.secrets, resolved.block_paths)
+    async with api_client() as client:
+        plan = await _on_server(client).plan(desired, state, checkout, options, resolved)
     await acreate_markdown_artifact(
         key=_artifact_key("plan", checkout.source),
         markdown=f"# Plan for {checkout.source}@{(checkout.commit or '-')[:8]}\n\n"
@@ -215,21 +202,17 @@ async def plan_changes(
       retry_condition_fn=_retry_transient)  # fmt: skip
 async def create_work_pool(pool: PoolToCreate) -> None:
     async with api_client() as client:
-        await PrefectDeployments(client).create_work_pool(pool.name, pool.type)
+        await _on_server(client).create_pool(pool)
 
 
 async def _apply_batch(verb: str, changes: Sequence[Change], limit: WriteLimit) -> list[Outcome]:
-    """Apply changes one after another through one client; each is retried on its own."""
+    """Apply a batch of changes through the run's client; each is retried on its own."""
     logger = get_run_logger()
-    outcomes: list[Outcome] = []
     async with api_client() as client:
-        api = PrefectDeployments(client)
-        for change in changes:
-            async with limit:
-                outcome = await apply_change(api, change)
-            if outcome.status == "failed":
-                logger.warning("%s[%s] failed: %s", verb, change.name, outcome.detail)
-            outcomes.append(outcome)
+        outcomes = await _on_server(client).write(verb, changes, limit)
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            logger.warning("%s[%s] failed: %s", verb, outcome.deployment, outcome.detail)
     done = sum(o.status == "done" for o in outcomes)
     logger.info("%s: %d done, %d failed", verb, done, len(outcomes) - done)
     await acreate_table_artifact(
@@ -286,16 +269,6 @@ async def report_task(report: Report) -> Report:
         description="Every deployment of the reconcile with its action, status, version and id.",
     )
     return report
-
-
-async def _together(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
-    """Both results, the two run side by side; a failure of either is raised once both
-    have ended (neither is left running behind the flow)."""
-    results = await asyncio.gather(first, second, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return cast(A, results[0]), cast(B, results[1])
 
 
 def batch_run_name(verb: str, batch: Sequence[Change], index: int, count: int) -> str:
@@ -523,21 +496,17 @@ async def _deploy_manager(
         # One reconcile of a source at a time: the plan must see what the last one wrote.
         # A dry run only reads: no lock to create or hold.
         lock = contextlib.nullcontext() if dry_run else source_lock(_artifact_key("lock", source))
-        async with lock:
-            # The server reads the live deployments while this process resolves the
-            # templates; the read needs the deployments' names only, which no template sets.
-            state, resolved = await _together(
-                read_live_deployments(unwalked(desired)),
-                resolve_templates(unwalked(desired), outputs, step_failures),
+        async with lock, api_client() as client:
+            reconciler = TaskRunReconciler(PrefectDeployments(client), client)
+            planned = await reconciler.plan_reconcile(
+                desired, checkout, options, outputs=outputs, step_failures=step_failures
             )
-            desired = dataclasses.replace(desired, specs=resolved.specs)
-            plan = await plan_changes(
-                unwalked(desired), unwalked(state), checkout, options, unwalked(resolved)
-            )
-            outcomes, notes = await _apply(plan, options, resolved.failures)
+            plan, desired = planned.plan, planned.desired
+            applied = await reconciler.apply_plan(plan, options, planned.resolved.failures)
         report = build_report(
-            plan, outcomes, checkout, desired, ref=ref, dry_run=dry_run, notes=notes
-        )
+            plan, applied.outcomes, checkout, desired, ref=ref, dry_run=dry_run,
+            notes=applied.notes,
+        )  # fmt: skip
         report = await report_task(unwalked(report))
     finally:
         shutil.rmtree(checkout.path, ignore_errors=True)
@@ -553,47 +522,46 @@ def render_counts(report: Report) -> str:
     return ", ".join(f"{n} {a}" for a, n in report.counts.items() if n) or "nothing to do"
 
 
-async def _apply(
-    plan: Plan, options: ReconcileOptions, failures: Mapping[str, str] | None = None
-) -> tuple[list[Outcome], list[str]]:
-    """Register, then prune; a deployment whose steps or templates failed is not written."""
-    failures = failures or {}
-    failed = [
-        Outcome(deployment=c.name, action=c.action, status="failed", detail=failures[c.name])
-        for c in plan.changes
-        if c.name in failures and c.desired is not None
-    ]
-    if options.dry_run:
-        return failed, ["dry run: nothing was changed"]
-    notes: list[str] = []
-    changes = tuple(c for c in register_changes(plan) if c.name not in failures)
-    outcomes: list[Outcome] = list(failed)
-    for pool in plan.pools:
+def _on_server(client: PrefectClient) -> Reconciler:
+    """The reconcile's steps through the run's client (what each task run calls)."""
+    return Reconciler(PrefectDeployments(client), client)
+
+
+class TaskRunReconciler(Reconciler):
+    """`Reconciler`'s pipeline with each step a named task run (the UI shows what ran)."""
+
+    async def read_live(self, desired: Desired) -> LiveState:
+        return await read_live_deployments(unwalked(desired))
+
+    async def resolve(
+        self,
+        desired: Desired,
+        outputs: Mapping[str, Mapping[str, Any]] | None,
+        failures: Mapping[str, str],
+    ) -> Resolved:
+        return await resolve_templates(unwalked(desired), outputs, failures)
+
+    async def plan(
+        self,
+        desired: Desired,
+        state: LiveState,
+        checkout: Checkout,
+        options: ReconcileOptions,
+        resolved: Resolved,
+    ) -> Plan:
+        return await plan_changes(
+            unwalked(desired), unwalked(state), checkout, options, unwalked(resolved)
+        )
+
+    async def create_pool(self, pool: PoolToCreate) -> None:
         # Prefect's Task.__call__ overloads do not model an async task with return_state.
         state = await create_work_pool.with_options(task_run_name=f"create-work-pool[{pool.name}]")(  # type: ignore[misc]
             pool, return_state=True
         )
-        if state.is_completed():
-            notes.append(f"created work pool {pool.name} ({pool.type})")
-            continue
-        reason = f"work pool {pool.name} could not be created: {state.message}"
-        notes.append(reason)
-        outcomes += [
-            Outcome(deployment=c.name, action=c.action, status="failed", detail=reason)
-            for c in changes
-            if c.name in pool.used_by
-        ]
-        changes = tuple(c for c in changes if c.name not in pool.used_by)
-    limit = WriteLimit(REGISTER_CONCURRENCY)
-    outcomes += await _run_batches(register, changes, limit)
-    prunes = plan.by_action("prune")
-    skip = prune_skip_reason(outcomes, plan)
-    if prunes and skip:
-        notes.append(skip)
-        outcomes += [
-            Outcome(deployment=c.name, action="prune", status="skipped", detail=skip)
-            for c in prunes
-        ]
-    else:
-        outcomes += await _run_batches(prune_deployment, prunes, limit)
-    return outcomes, notes
+        await state.aresult()  # raises what failed it
+
+    async def write(self, verb: str, changes: Sequence[Change], limit: WriteLimit) -> list[Outcome]:
+        if not changes:
+            return []
+        task_fn = register if verb == "register" else prune_deployment
+        return await _run_batches(task_fn, changes, limit)

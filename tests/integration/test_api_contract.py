@@ -8,6 +8,7 @@ both back: the deployments must be equal field by field (all but the id).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -34,7 +35,12 @@ def spec(scope: tuple[str, ...], name: str, flow: str, pool: str, **fields: Any)
 
 
 def without_ids(found: list[LiveDeployment]) -> list[dict[str, Any]]:
-    return [d.model_dump(exclude={"id"}) for d in sorted(found, key=lambda d: d.full_name)]
+    """The deployments without their ids (each server gives its own), also where their
+    automations name them."""
+    return [
+        json.loads(d.model_dump_json(exclude={"id"}).replace(d.id, "<its id>"))
+        for d in sorted(found, key=lambda d: d.full_name)
+    ]
 
 
 def test_the_in_memory_seam_reads_back_what_the_real_server_does(prefect_server: Any) -> None:
@@ -46,8 +52,11 @@ def test_the_in_memory_seam_reads_back_what_the_real_server_does(prefect_server:
     token = unique("contract")
     pool, flow = f"pool-{token}", f"flow-{token}"
     scope = ("deploy-manager", f"source:{token}", "env:production")
+    trigger = {"enabled": True, "match": {"prefect.resource.id": f"x.{token}"},
+               "expect": ["external.happened"]}  # fmt: skip
     a = spec(scope, "a", flow, pool, parameters={"x": 1}, description="daily",
-             schedules=[{"schedule": {"cron": "0 3 * * *", "timezone": "UTC"}}])  # fmt: skip
+             schedules=[{"schedule": {"cron": "0 3 * * *", "timezone": "UTC"}}],
+             triggers=(trigger,))  # fmt: skip
     b = spec(scope, "b", flow, pool, job_variables={"env": {"LEVEL": "info"}},
              concurrency_limit=2, pull_steps=({"prefect.deployments.steps.git_clone": {
                  "repository": "https://example.com/r.git", "commit_sha": "a" * 40}},))  # fmt: skip
@@ -68,10 +77,20 @@ def test_the_in_memory_seam_reads_back_what_the_real_server_does(prefect_server:
                 for desired in (a, b):
                     await api.register(desired)
             await both()
-            changed_b = b.model_copy(update={"parameters": {"y": 2}, "version": "def67890"})
+            changed_b = b.model_copy(
+                update={
+                    "parameters": {"y": 2},
+                    "version": "def67890",
+                    "triggers": (trigger, {**trigger, "name": "t2"}),
+                }
+            )
             for api in (real, memory):
                 (live_b,) = [d for d in await api.read_live(frozenset(scope), ()) if d.name == "b"]
-                await api.register(changed_b, live_b, {"parameters"})
+                await api.register(changed_b, live_b, {"parameters", "automations"})
+            await both()
+            for api in (real, memory):  # an update that leaves the automations alone
+                (live_a,) = [d for d in await api.read_live(frozenset(scope), ()) if d.name == "a"]
+                await api.register(a.model_copy(update={"triggers": ()}), live_a, {"version"})
             await both()
             for api in (real, memory):
                 (live_a,) = [d for d in await api.read_live(frozenset(scope), ()) if d.name == "a"]
@@ -80,7 +99,11 @@ def test_the_in_memory_seam_reads_back_what_the_real_server_does(prefect_server:
         return seen
 
     steps = run_sync(case())
-    assert [len(real) for real, _ in steps] == [2, 2, 1]
+    assert [len(real) for real, _ in steps] == [2, 2, 2, 1]
+    first, updated = steps[0][0], steps[1][0]
+    assert [len(d["automations"]) for d in first] == [1, 0]
+    assert [len(d["automations"]) for d in updated] == [1, 2]
+    assert [len(d["automations"]) for d in steps[2][0]] == [1, 2]  # kept: not in `changed`
     for real, memory_view in steps:
         differing = [
             (r["name"], k, r[k], m[k])
@@ -88,4 +111,6 @@ def test_the_in_memory_seam_reads_back_what_the_real_server_does(prefect_server:
             for k in r
             if r[k] != m[k]
         ]
-        assert differing == []
+        assert differing == [], "\n".join(
+            f"{n} {k}:\n  real   {r}\n  memory {m}" for n, k, r, m in differing
+        )

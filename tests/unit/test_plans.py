@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from control_plane.deployments import DeploymentFields, DeploymentSpec, LiveDeployment
 from control_plane.markers import MANAGED_TAG, PROTECT_TAG, render_marker_tags
+from control_plane.memory_api import InMemoryDeployments
 from control_plane.plans import PlanPolicy, UnreadFile, compute, render_table
 
 SCOPE = frozenset({MANAGED_TAG, "source:repo", "env:production"})
@@ -26,6 +28,8 @@ def spec(name: str, flow: str = "etl", **fields: Any) -> DeploymentSpec:
         "environment": "production",
         "work_pool_name": "pool",
         "version": "abc12345",
+        # what discovery gives a flow without parameters, and the server keeps
+        "parameter_openapi_schema": {"title": "Parameters", "type": "object", "properties": {}},
     }
     values.update(fields)
     markers = render_marker_tags(SCOPE, (values["source_file"], values["flow_file"]), None)
@@ -34,14 +38,18 @@ def spec(name: str, flow: str = "etl", **fields: Any) -> DeploymentSpec:
 
 
 def live_of(desired: DeploymentSpec, **changes: Any) -> LiveDeployment:
-    """What the server returns for a registered spec: only the fields registration writes.
+    """What the server returns for `desired` (with `changes`) once registered: written
+    through `InMemoryDeployments` and read back, never built by hand.
 
-    tests/integration/test_reconcile.py::test_markers_round_trip checks on a real server
-    that a registered spec reads back with these fields, markers included.
+    tests/integration/test_api_contract.py holds the in-memory seam to a real server, and
+    test_reconcile.py::test_markers_the_plan_reads_round_trip_through_the_server checks
+    that the markers the plan reads come back from one.
     """
-    data = desired.model_dump(include=SHARED_FIELDS)
-    data.update(changes)
-    return LiveDeployment(id=f"id-{desired.name}", **data)
+    api = InMemoryDeployments()
+    sent = desired.model_copy(update=changes)
+    asyncio.run(api.register(sent))
+    (live,) = asyncio.run(api.read_live(frozenset(), [sent.full_name]))
+    return live
 
 
 def policy(**fields: Any) -> PlanPolicy:
