@@ -195,9 +195,9 @@ def floor_specs(repo: Path, source: str) -> list[Any]:
     Built with deploy-manager's own discovery and planning (the same tags, pinned pull
     step, parameter schema and schedule slug it sends); not timed.
     """
+    from control_plane.checkouts import Checkout
     from control_plane.discovery import discover
     from control_plane.reconcile import ReconcileOptions, build_desired, finalize_specs
-    from control_plane.sources import Checkout
 
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True

@@ -25,11 +25,11 @@ from __future__ import annotations
 import fnmatch
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from control_plane.checkouts import Checkout
 from control_plane.environments import Environment
 from control_plane.errors import Problem
 from control_plane.markers import (
@@ -41,19 +41,6 @@ from control_plane.markers import (
 
 if TYPE_CHECKING:
     from control_plane.discovery import DiscoveredDeployment, Discovery
-
-
-@dataclass(frozen=True)
-class SourceContext:
-    """Where the desired state comes from: a named source at one commit."""
-
-    source: str  # the GitHubRepository block's name (or a name given on the CLI)
-    branch: str | None = None
-    commit: str | None = None  # full sha
-
-    @property
-    def short_commit(self) -> str | None:
-        return self.commit[:8] if self.commit else None
 
 
 class DeploymentFields(BaseModel):
@@ -169,7 +156,7 @@ def _accepts(schema: Mapping[str, Any], parameter: str) -> bool:
 
 
 def build_deployment_spec(
-    found: DiscoveredDeployment, environment: Environment, context: SourceContext
+    found: DiscoveredDeployment, environment: Environment, checkout: Checkout
 ) -> DeploymentSpec:
     declared, flow = found.declared, found.flow
     defaults = {
@@ -178,7 +165,7 @@ def build_deployment_spec(
         if _accepts(flow.parameters, key)
     }
     markers = render_marker_tags(
-        scope_tags(context.source, environment, context.branch),
+        scope_tags(checkout.source, environment, checkout.branch),
         (declared.source_file, flow.path),
         flow.code_fingerprint,
     )
@@ -189,7 +176,7 @@ def build_deployment_spec(
         work_queue_name = environment.work_pool.work_queue_name
     enforce = declared.enforce_parameter_schema
     return DeploymentSpec(
-        name=environment.render_name(name=declared.name, flow=flow.name, branch=context.branch),
+        name=environment.render_name(name=declared.name, flow=flow.name, branch=checkout.branch),
         flow_name=flow.name,
         entrypoint=declared.entrypoint or flow.entrypoint,
         source_file=declared.source_file,
@@ -197,7 +184,7 @@ def build_deployment_spec(
         flow_file=flow.path,
         environment=environment.name,
         description=declared.description if declared.description is not None else flow.description,
-        version=declared.version or context.short_commit,
+        version=declared.version or checkout.short_commit,
         tags=tuple(sorted(tags)),
         parameters={**defaults, **declared.parameters},
         parameter_openapi_schema=flow.parameters,
@@ -218,10 +205,10 @@ def build_deployment_spec(
 
 
 def build_deployment_specs(
-    discovery: Discovery, environment: Environment, context: SourceContext
+    discovery: Discovery, environment: Environment, checkout: Checkout
 ) -> tuple[tuple[DeploymentSpec, ...], tuple[Problem, ...]]:
     """Every deployment of the checkout in `environment`, and the name clashes the pattern made."""
-    specs = [build_deployment_spec(d, environment, context) for d in discovery.deployments]
+    specs = [build_deployment_spec(d, environment, checkout) for d in discovery.deployments]
     groups: dict[str, list[DeploymentSpec]] = defaultdict(list)
     for spec in specs:
         groups[spec.full_name].append(spec)

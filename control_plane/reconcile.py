@@ -30,10 +30,10 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane import plans
+from control_plane.checkouts import Checkout
 from control_plane.deployments import (
     DeploymentSpec,
     LiveDeployment,
-    SourceContext,
     build_deployment_specs,
     matches_only,
     select,
@@ -43,7 +43,6 @@ from control_plane.environments import Environment
 from control_plane.errors import DeployManagerError, Problem, TransientError
 from control_plane.markers import scope_tags
 from control_plane.plans import Change, Plan, PlanPolicy, UnreadFile, WorkPool
-from control_plane.sources import Checkout
 from control_plane.steps import StepPolicy, check_step_policy
 
 PROCESS_POOL_TYPES = frozenset({"process"})
@@ -64,7 +63,7 @@ class Desired:
     """What one commit asks for in one environment."""
 
     environment: Environment
-    context: SourceContext
+    context: Checkout  # the checkout it was built from
     specs: tuple[DeploymentSpec, ...]
     problems: tuple[Problem, ...]
     failed_files: frozenset[str]
@@ -76,8 +75,7 @@ class Desired:
 
 def build_desired(checkout: Checkout, discovery: Discovery, options: ReconcileOptions) -> Desired:
     environment = discovery.config.environment_for(checkout.branch, options.environment)
-    context = SourceContext(source=checkout.source, branch=checkout.branch, commit=checkout.commit)
-    specs, name_problems = build_deployment_specs(discovery, environment, context)
+    specs, name_problems = build_deployment_specs(discovery, environment, checkout)
     specs = select(specs, options.only)
     problems = (*discovery.problems, *name_problems)
     blocked = None
@@ -87,7 +85,7 @@ def build_desired(checkout: Checkout, discovery: Discovery, options: ReconcileOp
         blocked = "deploy-manager.yaml failed to parse; nothing is pruned until it is fixed"
     return Desired(
         environment=environment,
-        context=context,
+        context=checkout,
         specs=specs,
         problems=problems,
         failed_files=discovery.failed_files | {p.file for p in name_problems},

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from control_plane.checkouts import Checkout
 from control_plane.plans import Change, Plan, PoolToCreate
 from control_plane.prefect_api import WriteLimit
 from control_plane.prefect_steps import Resolved, resolve_specs
@@ -43,7 +44,6 @@ from control_plane.reconcile import (
     read_state,
     register_changes,
 )
-from control_plane.sources import Checkout
 from control_plane.steps import redact_plan
 
 if TYPE_CHECKING:

@@ -2,7 +2,8 @@
 
 `read_local_checkout` describes a directory the user already has (the CLI's PATH).
 Fetching a source through a prefect-github `GitHubRepository` block lives here too
-(`fetch_checkout`), since it is the same noun seen from the flow. Only this module runs git.
+(`fetch_checkout`), since it is the same noun seen from the flow. Both return a
+`control_plane.checkouts.Checkout`, the plain value planning reads. Only this module runs git.
 
 The block is the source: its URL, reference and credentials decide what is cloned, as
 prefect-github would clone it. The one thing not taken from prefect-github is the call
@@ -34,21 +35,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from control_plane.checkouts import Checkout
 from control_plane.errors import ConfigError, TransientError
 from control_plane.files import read_repository_bytes
-
-
-@dataclass(frozen=True)
-class Checkout:
-    """A directory holding the repository at one commit."""
-
-    path: Path
-    source: str
-    commit: str | None  # full sha; None for a directory that is not a git work tree
-    branch: str | None  # None when detached or not a git work tree
-    remote_url: str | None = None  # the URL without credentials: safe to store and show
-    credentials_block: str | None = None  # GitHubCredentials block the remote needs
-
 
 # --- credentials ---------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 from prefect.utilities.annotations import quote
 
+from control_plane.checkouts import Checkout
 from control_plane.discovery import Discovery, discover
 from control_plane.errors import ConfigError, TransientError
 from control_plane.liveness import ensure_crash_automation, heartbeats
@@ -57,7 +58,7 @@ from control_plane.reconcile import (
     restrict_steps,
 )
 from control_plane.reconciler import Reconciler
-from control_plane.sources import Checkout, fetch_checkout
+from control_plane.sources import fetch_checkout
 from control_plane.steps import StepPolicy, StepRun, StepRuns, plan_step_runs
 
 T = TypeVar("T")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from control_plane.checkouts import Checkout
 from control_plane.discovery import discover
 from control_plane.errors import ApplyError, TransientError
 from control_plane.plans import Change
@@ -23,7 +24,6 @@ from control_plane.reconcile import (
     prune_skip_reason,
     render_report_table,
 )
-from control_plane.sources import Checkout
 from tests.conftest import EXAMPLES
 from tests.unit.test_plans import live_of
 

@@ -13,6 +13,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from control_plane.checkouts import Checkout
 from control_plane.deployments import DeploymentSpec, LiveDeployment
 from control_plane.discovery import discover
 from control_plane.errors import ApplyError
@@ -20,7 +21,6 @@ from control_plane.memory_api import InMemoryDeployments
 from control_plane.plans import WorkPool
 from control_plane.reconcile import ReconcileOptions, build_desired
 from control_plane.reconciler import Applied, Planned, Reconciler
-from control_plane.sources import Checkout
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 FLOW = "from prefect import flow\n\n@flow(name={name!r})\ndef main(x: int = 1):\n    pass\n"
