@@ -23,6 +23,7 @@ from control_plane.markers import (
     is_protected,
     without_derived,
 )
+from control_plane.tables import column_widths, render_columns
 
 Action = Literal["create", "update", "unchanged", "prune", "keep", "conflict", "invalid"]
 ACTIONS: tuple[Action, ...] = (
@@ -399,7 +400,8 @@ def _short(value: Any, width: int = 60) -> str:
 
 def render_table(plan: Plan) -> str:
     """A plain-text table of the plan: one line per deployment, diffs indented below."""
-    rows = [("ACTION", "DEPLOYMENT", "DETAIL")]
+    headers = ("ACTION", "DEPLOYMENT", "DETAIL")
+    rows = []
     for change in plan.changes:
         detail = change.reason or ""
         if change.action == "update":
@@ -407,17 +409,15 @@ def render_table(plan: Plan) -> str:
         elif change.action == "create" and change.desired:
             detail = f"pool={change.desired.work_pool_name} version={change.desired.version}"
         rows.append((change.action, change.name, detail))
-    widths = [max(len(r[i]) for r in rows) for i in range(2)]
-    lines = []
-    for i, (action, name, detail) in enumerate(rows):
-        lines.append(f"{action:<{widths[0]}}  {name:<{widths[1]}}  {detail}".rstrip())
-        if i == 0:
-            continue
-        change = plan.changes[i - 1]
-        for diff in change.diffs:
-            lines.append(
-                f"{'':<{widths[0]}}    {diff.field}: {_short(diff.old)} -> {_short(diff.new)}"
-            )
+    header, *row_lines = render_columns(headers, rows)
+    indent = " " * (column_widths(headers, rows)[0] + 4)  # under DEPLOYMENT, two further in
+    lines = [header]
+    for change, line in zip(plan.changes, row_lines, strict=True):
+        lines.append(line)
+        lines.extend(
+            f"{indent}{diff.field}: {_short(diff.old)} -> {_short(diff.new)}"
+            for diff in change.diffs
+        )
     counts = ", ".join(f"{n} {a}" for a, n in plan.counts.items() if n)
     lines.append("")
     lines.append(f"plan: {counts or 'nothing to do'}")

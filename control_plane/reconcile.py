@@ -44,6 +44,7 @@ from control_plane.errors import DeployManagerError, Problem, TransientError
 from control_plane.markers import scope_tags
 from control_plane.plans import Change, Plan, PlanPolicy, UnreadFile, WorkPool
 from control_plane.steps import StepPolicy, check_step_policy
+from control_plane.tables import render_columns
 
 PROCESS_POOL_TYPES = frozenset({"process"})
 GIT_CLONE_STEP = "prefect.deployments.steps.git_clone"
@@ -435,14 +436,11 @@ def build_report(
 
 
 def render_report_table(report: Report) -> str:
-    rows = [("ACTION", "STATUS", "DEPLOYMENT", "DETAIL")]
+    rows = []
     for item in report.items:
         detail = ", ".join(item.fields) if item.fields else (item.detail or "")
         rows.append((item.action, item.status, item.deployment, detail))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [
-        f"{a:<{widths[0]}}  {s:<{widths[1]}}  {d:<{widths[2]}}  {x}".rstrip() for a, s, d, x in rows
-    ]
+    lines = render_columns(("ACTION", "STATUS", "DEPLOYMENT", "DETAIL"), rows)
     counts = ", ".join(f"{n} {a}" for a, n in report.counts.items() if n)
     head = (
         f"{'DRY RUN: ' if report.dry_run else ''}{report.source}@{(report.commit or '-')[:8]} "

@@ -200,6 +200,19 @@ def test_render_table_lists_every_change_and_the_diffs() -> None:
     assert table.endswith("plan: 1 create, 1 update")
 
 
+def test_render_table_aligns_the_columns_and_indents_the_diffs_under_the_deployment() -> None:
+    b = spec("bbbbbbbbbb", parameters={"x": 2})
+    plan = compute([spec("a"), b], [live_of(b, parameters={"x": 1})], policy())
+    assert render_table(plan).splitlines() == [
+        "ACTION  DEPLOYMENT      DETAIL",
+        "create  etl/a           pool=pool version=abc12345",
+        "update  etl/bbbbbbbbbb  parameters",
+        '          parameters: {"x": 1} -> {"x": 2}',
+        "",
+        "plan: 1 create, 1 update",
+    ]
+
+
 def test_a_pool_the_server_lacks_makes_the_deployment_invalid_at_its_line() -> None:
     ok, lost = spec("ok"), spec("lost", work_pool_name="nope", source_line=12)
     plan = compute([ok, lost], [], policy(), pools={"pool"})
