@@ -135,7 +135,27 @@ def unread_files(discovery: Discovery) -> tuple[UnreadFile, ...]:
 
 
 def pinned_pull_steps(checkout: Checkout) -> tuple[dict[str, Any], ...] | None:
-    """A `git_clone` of the source at exactly this commit: what a process worker runs."""
+    """A `git_clone` of the source at exactly this commit: what a process worker runs.
+
+    The step Prefect writes for `GitRepository(url=..., commit_sha=..., credentials=block)
+    .to_pull_step()` (`prefect/runner/storage.py`), written out here rather than made by it:
+
+    - `to_pull_step` refers to credentials only through a saved `Block` instance
+      (`block.get_block_placeholder()`, which needs the document name that loading the
+      block from the API sets); a block's name cannot be given instead, a dict of
+      credentials becomes a dict in the step, a plain token raises. Here there is no I/O
+      (`deploy-manager plan` runs without a server) and the checkout carries the
+      credentials block's name, never the block and its token;
+    - importing `prefect.runner.storage` imports Prefect's `Runner`: ~0.09 s more in the
+      flow's process, nearly the whole `plan` task of a no-op reconcile (0.11 s in
+      bench/README.md);
+    - Prefect's step also has `"branch": None` (git_clone's default). A plan drops None
+      values when it compares (`plans._normal`), so it would decide nothing differently;
+      leaving it out keeps the step every registered deployment already has, byte for byte.
+
+    tests/unit/test_reconcile.py and tests/integration/test_credentials.py (a saved
+    credentials block on a real server) hold this step to Prefect's `to_pull_step()`.
+    """
     if not checkout.remote_url or not checkout.commit:
         return None
     args: dict[str, Any] = {"repository": checkout.remote_url, "commit_sha": checkout.commit}

@@ -197,6 +197,40 @@ def test_a_checkout_keeps_no_token_and_images_never_see_its_git(
         shutil.rmtree(checkout.path, ignore_errors=True)
 
 
+def test_the_pinned_clone_refers_to_the_credentials_block_as_prefect_does(
+    prefect_server: Any, host: GitHttpServer
+) -> None:
+    """Our pinned step is `GitRepository(..., credentials=<the saved block>).to_pull_step()`
+    (the oracle) without its `branch: None`; the token itself is in neither."""
+    from prefect.runner.storage import GitRepository
+    from prefect_github import GitHubCredentials
+
+    from control_plane.reconcile import GIT_CLONE_STEP, pinned_pull_steps
+    from control_plane.sources import choose_source, fetch_checkout
+
+    name = unique("pin")
+    push_repository(host, name, unique("f"), unique("pool"))
+    url = host.url(f"{name}.git").replace("https://", f"https://{host.token}@")
+    run_sync(choose_source(url, name))
+    checkout = run_sync(fetch_checkout(name))
+    try:
+        assert checkout.credentials_block == f"{name}-credentials"
+        block = run_sync(GitHubCredentials.aload(checkout.credentials_block))
+        prefects = GitRepository(
+            url=host.url(f"{name}.git"), commit_sha=checkout.commit, credentials=block
+        ).to_pull_step()
+        (ours,) = pinned_pull_steps(checkout) or ()
+        assert prefects == {GIT_CLONE_STEP: {**ours[GIT_CLONE_STEP], "branch": None}}
+        assert ours[GIT_CLONE_STEP]["credentials"] == (
+            "{{ prefect.blocks.github-credentials." + f"{name}-credentials" + " }}"
+        )
+        assert host.token not in json.dumps(prefects)
+    finally:
+        import shutil
+
+        shutil.rmtree(checkout.path, ignore_errors=True)
+
+
 def test_a_flow_parameter_or_block_with_a_token_in_its_url_is_refused(
     prefect_server: Any, host: GitHttpServer
 ) -> None:

@@ -21,6 +21,7 @@ from control_plane.reconcile import (
     build_report,
     compute_plan,
     finalize_specs,
+    pinned_pull_steps,
     prune_skip_reason,
     render_report_table,
 )
@@ -64,6 +65,17 @@ def test_process_pools_get_a_clone_pinned_to_the_commit() -> None:
         )
     docker = finalize_specs(desired.specs, [], {"local-process": "docker"}, checkout())
     assert all(spec.pull_steps is None for spec in docker)
+
+
+def test_the_pinned_clone_is_the_step_prefect_writes_for_a_git_repository_at_a_commit() -> None:
+    """Prefect's step (the oracle) also names `branch: None`, git_clone's default, which
+    the plan does not compare; the credentials' form is held to it on a real server in
+    tests/integration/test_credentials.py."""
+    from prefect.runner.storage import GitRepository
+
+    (ours,) = pinned_pull_steps(checkout()) or ()
+    prefects = GitRepository(url="https://x/r.git", commit_sha=SHA).to_pull_step()
+    assert prefects == {GIT_CLONE_STEP: {**ours[GIT_CLONE_STEP], "branch": None}}
 
 
 def test_a_new_commit_with_the_same_code_is_unchanged() -> None:
