@@ -120,6 +120,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         redact_plan,
         render_pending,
     )
+    from control_plane.tables import short_sha
 
     root = _checkout_dir(args.path)
     with_api = bool(os.environ.get("PREFECT_API_URL"))
@@ -158,7 +159,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         print(
             f"source {checkout.source} branch {checkout.branch or '-'} commit "
-            f"{(checkout.commit or '-')[:8]} environment {desired.environment.name}"
+            f"{short_sha(checkout.commit)} environment {desired.environment.name}"
         )
         print(render_table(plan))
         for problem in plan.problems:

@@ -23,7 +23,7 @@ from control_plane.markers import (
     is_protected,
     without_derived,
 )
-from control_plane.tables import column_widths, render_columns
+from control_plane.tables import column_widths, render_columns, render_counts
 
 Action = Literal["create", "update", "unchanged", "prune", "keep", "conflict", "invalid"]
 ACTIONS: tuple[Action, ...] = (
@@ -418,9 +418,8 @@ def render_table(plan: Plan) -> str:
             f"{indent}{diff.field}: {_short(diff.old)} -> {_short(diff.new)}"
             for diff in change.diffs
         )
-    counts = ", ".join(f"{n} {a}" for a, n in plan.counts.items() if n)
     lines.append("")
-    lines.append(f"plan: {counts or 'nothing to do'}")
+    lines.append(f"plan: {render_counts(plan.counts)}")
     for pool in plan.pools:
         lines.append(f"work pool to create: {pool.name} ({pool.type}), for {len(pool.used_by)}")
     for image in plan.images:

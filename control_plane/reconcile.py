@@ -44,7 +44,7 @@ from control_plane.errors import DeployManagerError, Problem, TransientError
 from control_plane.markers import scope_tags
 from control_plane.plans import Change, Plan, PlanPolicy, UnreadFile, WorkPool
 from control_plane.steps import StepPolicy, check_step_policy
-from control_plane.tables import render_columns
+from control_plane.tables import render_columns, render_counts, short_sha
 
 PROCESS_POOL_TYPES = frozenset({"process"})
 GIT_CLONE_STEP = "prefect.deployments.steps.git_clone"
@@ -461,11 +461,10 @@ def render_report_table(report: Report) -> str:
         detail = ", ".join(item.fields) if item.fields else (item.detail or "")
         rows.append((item.action, item.status, item.deployment, detail))
     lines = render_columns(("ACTION", "STATUS", "DEPLOYMENT", "DETAIL"), rows)
-    counts = ", ".join(f"{n} {a}" for a, n in report.counts.items() if n)
     head = (
-        f"{'DRY RUN: ' if report.dry_run else ''}{report.source}@{(report.commit or '-')[:8]} "
+        f"{'DRY RUN: ' if report.dry_run else ''}{report.source}@{short_sha(report.commit)} "
         f"({report.branch or report.ref or '-'}) -> {report.environment}: "
-        f"{counts or 'nothing to do'}"
+        f"{render_counts(report.counts)}"
     )
     out = [head, *lines]
     for problem in report.problems:

@@ -8,9 +8,20 @@ in a cell and what comes around the table is the caller's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 GAP = "  "  # between two columns
+
+
+def render_counts(counts: Mapping[str, int]) -> str:
+    """`2 create, 1 prune` (actions with none left out), or `nothing to do`: the summary
+    line of a plan, a report and a run's final state."""
+    return ", ".join(f"{n} {action}" for action, n in counts.items() if n) or "nothing to do"
+
+
+def short_sha(commit: str | None) -> str:
+    """A commit as reports show it (8 characters), `-` for none."""
+    return commit[:8] if commit else "-"
 
 
 def column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> tuple[int, ...]:

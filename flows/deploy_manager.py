@@ -60,6 +60,7 @@ from control_plane.reconcile import (
 from control_plane.reconciler import Reconciler
 from control_plane.sources import fetch_checkout
 from control_plane.steps import StepPolicy, StepRun, StepRuns, plan_step_runs
+from control_plane.tables import render_counts, short_sha
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -192,7 +193,7 @@ async def plan_changes(
         plan = await _on_server(client).plan(desired, state, checkout, options, resolved)
     await acreate_markdown_artifact(
         key=_artifact_key("plan", checkout.source),
-        markdown=f"# Plan for {checkout.source}@{(checkout.commit or '-')[:8]}\n\n"
+        markdown=f"# Plan for {checkout.source}@{short_sha(checkout.commit)}\n\n"
         f"```\n{render_table(plan)}\n```\n",
         description=f"deploy-manager plan, environment {desired.environment.name}",
     )
@@ -252,7 +253,7 @@ async def report_task(report: Report) -> Report:
     await acreate_markdown_artifact(
         key=_artifact_key("report", report.source),
         markdown=f"# deploy-manager report\n\n```\n{table}\n```\n",
-        description=f"{report.source}@{(report.commit or '-')[:8]} -> {report.environment}",
+        description=f"{report.source}@{short_sha(report.commit)} -> {report.environment}",
     )
     await acreate_table_artifact(
         key=_artifact_key("deployments", report.source),
@@ -516,11 +517,7 @@ async def _deploy_manager(
             f"{p.file}:{p.line}: {p.message}" for p in report.errors
         ]
         return Failed(message="; ".join(reasons)[:4000], data=report)  # type: ignore[return-value]
-    return Completed(message=render_counts(report), data=report)  # type: ignore[return-value]
-
-
-def render_counts(report: Report) -> str:
-    return ", ".join(f"{n} {a}" for a, n in report.counts.items() if n) or "nothing to do"
+    return Completed(message=render_counts(report.counts), data=report)  # type: ignore[return-value]
 
 
 def _on_server(client: PrefectClient) -> Reconciler:

@@ -33,3 +33,12 @@ def test_widths_are_of_every_column_but_the_last() -> None:
 def test_a_row_with_a_missing_cell_is_refused() -> None:
     with pytest.raises(ValueError):
         render_columns(("A", "B", "C"), [("a", "b")])
+
+
+def test_counts_and_short_shas_as_every_summary_line_shows_them() -> None:
+    from control_plane.tables import render_counts, short_sha
+
+    assert render_counts({"create": 2, "update": 0, "prune": 1}) == "2 create, 1 prune"
+    assert render_counts({"create": 0}) == "nothing to do"
+    assert short_sha("0123456789abcdef") == "01234567"
+    assert short_sha(None) == "-"
