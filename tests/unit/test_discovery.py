@@ -14,6 +14,7 @@ from control_plane.discovery import UNREAD_CODES, discover, parse_flow_file
 from control_plane.environments import RepositoryConfig
 from control_plane.forked import can_fork
 from tests.conftest import EXAMPLES, REPO_ROOT
+from tests.unit.test_forked import in_fresh_interpreter, needs_fork
 
 HOSTILE_TOP_LEVELS = {
     "writes_marker.py": """
@@ -629,14 +630,21 @@ MIXED_FILES = {
 }
 
 
-@pytest.mark.skipif(not can_fork(), reason="forking is not safe or useful here")
+@needs_fork
 @pytest.mark.parametrize("which", ["examples", "monorepo", "mixed"])
 def test_a_forked_child_finds_what_one_process_finds(write_repo, which: str) -> None:
+    """Compared in a fresh interpreter: this one may run threads, and then never forks."""
     if which == "mixed":
         repo = write_repo(MIXED_FILES)
         (repo / "latin.py").write_bytes(b"# flow \xff\xfe\n")
     else:
         repo = EXAMPLES if which == "examples" else REPO_ROOT / "tests" / "fixtures" / "monorepo"
+    in_fresh_interpreter(_check_a_forked_child_finds_what_one_process_finds, str(repo), which)
+
+
+def _check_a_forked_child_finds_what_one_process_finds(root: str, which: str) -> None:
+    assert can_fork()
+    repo = Path(root)
     one = discover(repo, parallel=False)
     two = discover(repo, parallel=True)
     assert two == one

@@ -25,9 +25,9 @@ needs_fork = pytest.mark.skipif(
 PARENT = os.getpid()
 
 
-def in_fresh_interpreter(check: Callable[[], None]) -> None:
-    """Run `check` (a function of this module) in a new, single-threaded Python."""
-    code = f"import tests.unit.test_forked as t; t.{check.__name__}()"
+def in_fresh_interpreter(check: Callable[..., None], *args: str) -> None:
+    """Run `check(*args)` (a function of a test module) in a new, single-threaded Python."""
+    code = f"import {check.__module__} as t; t.{check.__name__}(*{args!r})"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                           text=True, check=False, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
