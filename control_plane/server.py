@@ -116,6 +116,9 @@ def start_local_server(
     port = port or free_port()
     env = server_environment(home)
     env["PREFECT_UI_ENABLED"] = "true" if ui else "false"
+    # a fix for a released Prefect server bug, applied only where the bug is (see there)
+    site = str(Path(__file__).parent / "server_site")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (site, env.get("PYTHONPATH")) if p)
     log = home / "server.log"
     with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(

@@ -842,8 +842,9 @@ def test_the_server_schedules_runs_of_a_registered_cron_schedule(
     Asks the server to schedule now (`POST /deployments/{id}/schedule`, the code path its
     scheduler service runs every minute) rather than waiting for the service's loop.
     Prefect 3.9.1's server cannot do it on Python < 3.13 (every cron schedule fails with
-    "tzinfo must be of type ZoneInfo (exactly), got Timezone('UTC')"), which is why the
-    project excludes that release.
+    "tzinfo must be of type ZoneInfo (exactly), got Timezone('UTC')"): the server
+    deploy-manager starts carries a fix (control_plane/server_site/sitecustomize.py);
+    without it this fails with a 500.
     """
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
