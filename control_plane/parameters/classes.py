@@ -367,11 +367,10 @@ def _literal_config(value: ast.expr, scope: _Scope, class_name: str) -> dict[str
     return config
 
 
-def _build_model(context: ModuleContext, node: ast.ClassDef) -> Any:
-    import pydantic
-
-    bases = _class_bases(context, node)
-    annotations, defaults, config = _field_body(context, node, allow_config=True)
+def _namespace(
+    node: ast.ClassDef, annotations: dict[str, Any], defaults: dict[str, Any]
+) -> dict[str, Any]:
+    """The class body a model or dataclass is built from: its fields and docstring."""
     namespace: dict[str, Any] = {
         "__module__": _BUILT_MODULE,
         "__qualname__": node.name,
@@ -381,6 +380,15 @@ def _build_model(context: ModuleContext, node: ast.ClassDef) -> Any:
     doc = _class_docstring(node)
     if doc is not None:
         namespace["__doc__"] = doc
+    return namespace
+
+
+def _build_model(context: ModuleContext, node: ast.ClassDef) -> Any:
+    import pydantic
+
+    bases = _class_bases(context, node)
+    annotations, defaults, config = _field_body(context, node, allow_config=True)
+    namespace = _namespace(node, annotations, defaults)
     if config:
         namespace["model_config"] = pydantic.ConfigDict(**config)  # type: ignore[typeddict-item]
     problem = _UnknownError(f"uses '{node.name}', whose class keywords run code")
@@ -407,15 +415,7 @@ def _make_class(
 
 def _build_dataclass(context: ModuleContext, node: ast.ClassDef) -> Any:
     annotations, defaults, _ = _field_body(context, node, allow_config=False)
-    namespace: dict[str, Any] = {
-        "__module__": _BUILT_MODULE,
-        "__qualname__": node.name,
-        "__annotations__": annotations,
-        **defaults,
-    }
-    doc = _class_docstring(node)
-    if doc is not None:
-        namespace["__doc__"] = doc
+    namespace = _namespace(node, annotations, defaults)
     decorator = node.decorator_list[0]
     target = decorator.func if isinstance(decorator, ast.Call) else decorator
     make_dataclass = _import_object(_resolve(target, _Scope(context, node.lineno)).name)
