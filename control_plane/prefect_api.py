@@ -300,17 +300,21 @@ class PrefectDeployments:
 
         The server does not return an automation's owner, so the candidates are the
         deployments an automation runs; ownership is then confirmed per candidate
-        (`/automations/related-to/...`).
+        (`/automations/related-to/...`), PAGES_AT_ONCE requests at a time: a no-op of
+        deployments with triggers waited for one round trip per deployment in turn.
         """
-        owned: dict[str, list[dict[str, Any]]] = {}
-        for deployment_id in sorted(candidates):
-            related = await self.client.read_resource_related_automations(
-                f"prefect.deployment.{deployment_id}"
-            )
-            owned[deployment_id] = [
+        slots = asyncio.Semaphore(PAGES_AT_ONCE)
+
+        async def of(deployment_id: str) -> tuple[str, list[dict[str, Any]]]:
+            async with slots:
+                related = await self.client.read_resource_related_automations(
+                    f"prefect.deployment.{deployment_id}"
+                )
+            return deployment_id, [
                 a.model_dump(mode="json", include=AUTOMATION_FIELDS) for a in related
             ]
-        return owned
+
+        return dict(await asyncio.gather(*(of(d) for d in sorted(candidates))))
 
     async def read_live(
         self, scope_tags: frozenset[str], full_names: Iterable[str]
